@@ -1,0 +1,1 @@
+"""saganet.eval"""

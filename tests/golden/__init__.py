@@ -1,0 +1,1 @@
+"""Golden-case framework: discovery, tolerance policy and a registry of component runners."""
