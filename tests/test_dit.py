@@ -1,0 +1,180 @@
+"""MM-DiT: sequence lengths, configs, layers, loading (strict errors, LoRA key handling), durations."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from saganet.configs import SequenceConfig, dit_config, dit_variant_names, sequence_config_for
+from saganet.errors import CheckpointError, InputError, SaganetError
+from saganet.models.dit import MMDiT, adapt_dit_state_dict, load_dit_state_dict
+from saganet.models.layers import TimestepEmbedder, apply_rope, compute_rope_rotations, swiglu_hidden_dim
+
+
+def _inputs(cfg, bs=2, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return (torch.randn(bs, cfg.latent_seq_len, cfg.latent_dim, generator=g),
+            torch.randn(bs, cfg.clip_seq_len, cfg.clip_dim, generator=g),
+            torch.randn(bs, cfg.sync_seq_len, cfg.sync_dim, generator=g),
+            torch.randn(bs, cfg.text_seq_len, cfg.text_dim, generator=g),
+            torch.rand(bs, generator=g))
+
+
+def _randomize(net: torch.nn.Module, seed=0) -> torch.nn.Module:
+    """Overwrite every parameter (zero-initialised ones included) so all paths matter."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * (0.3 if p.ndim < 2 else p[0].numel() ** -0.5))
+        net.latent_std.abs_().add_(0.5)
+    return net
+
+
+@pytest.mark.parametrize(
+    "sr,hop,duration,expected",
+    [
+        (44100, 512, 5.0, (216, 40, 112, 221_184)),
+        (44100, 512, 8.0, (345, 64, 192, 353_280)),
+        (44100, 512, 4.0, (173, 32, 88, 177_152)),
+        (16000, 256, 8.0, (250, 64, 192, 128_000)),
+        (16000, 256, 5.0, (157, 40, 112, 80_384)),
+    ],
+)
+def test_sequence_lengths(sr, hop, duration, expected):
+    s = SequenceConfig(duration=duration, sampling_rate=sr, spectrogram_frame_rate=hop)
+    assert (s.latent_seq_len, s.clip_seq_len, s.sync_seq_len, s.num_audio_frames) == expected
+    assert s.sync_seq_len == 8 * s.num_sync_segments
+
+
+def test_named_configs_and_durations():
+    sa = dit_config("small_44k_sa")
+    assert (sa.latent_seq_len, sa.clip_seq_len, sa.sync_seq_len, sa.text_seq_len) == (216, 40, 112, 77)
+    assert sa.use_lora and not dit_config("small_44k_sa_no_lora").use_lora
+    assert (dit_config("small_44k").latent_seq_len, dit_config("small_16k").latent_seq_len) == (345, 250)
+    eight = dit_config("small_44k_sa", duration=8.0)
+    assert (eight.latent_seq_len, eight.clip_seq_len, eight.sync_seq_len) == (345, 64, 192)
+    four = dit_config("small_44k_sa", duration=4)
+    assert (four.latent_seq_len, four.clip_seq_len, four.sync_seq_len) == (173, 32, 88)
+    assert dit_config("large_44k_v2").v2 and dit_config("large_44k").num_joint_blocks == 7
+    assert sequence_config_for("small_16k").sampling_rate == 16000
+    assert "tiny" in dit_variant_names()
+
+
+def test_unknown_variant_and_short_duration_errors():
+    with pytest.raises(SaganetError, match="small_44k_sa.*medium_44k_sa"):
+        dit_config("smal_44k")
+    with pytest.raises(SaganetError, match="too short"):
+        dit_config("small_44k_sa", duration=0.5)
+
+
+def test_layer_rules():
+    assert swiglu_hidden_dim(4 * 448) == 1280 and swiglu_hidden_dim(4 * 896) == 2560
+    assert swiglu_hidden_dim(4 * 32) == 256  # Q9: rounded UP to 256
+    v1, v2 = TimestepEmbedder(64, 256, 10000), TimestepEmbedder(64, 64, 1)
+    assert v1.freqs.shape == (128,) and v1.freqs[0] == 1.0
+    torch.testing.assert_close(v2.freqs, 10000 * TimestepEmbedder(64, 64, 10000).freqs)  # Q7
+    emb = v1.timestep_embedding(torch.zeros(1))
+    assert torch.equal(emb[0, :128], torch.ones(128)) and torch.equal(emb[0, 128:], torch.zeros(128))  # cos first
+
+
+def test_rope_rotates_adjacent_pairs():
+    rot = compute_rope_rotations(5, 8, freq_scaling=1.0)
+    assert rot.shape == (1, 5, 4, 2, 2) and rot.dtype == torch.float32
+    x = torch.randn(2, 3, 5, 8)
+    y = apply_rope(x, rot)
+    torch.testing.assert_close(y[:, :, 0], x[:, :, 0])  # position 0: identity
+    pair_norm = lambda z: z.view(*z.shape[:-1], 4, 2).norm(dim=-1)  # noqa: E731
+    torch.testing.assert_close(pair_norm(y), pair_norm(x))
+    # channel pair (0, 1) at position 1 rotated by angle 1 (freq 1)
+    c, s = torch.cos(torch.tensor(1.0)), torch.sin(torch.tensor(1.0))
+    torch.testing.assert_close(y[..., 1, 0], c * x[..., 1, 0] - s * x[..., 1, 1])
+    torch.testing.assert_close(y[..., 1, 1], s * x[..., 1, 0] + c * x[..., 1, 1])
+
+
+def test_interleaved_qkv_split():
+    net = MMDiT(dit_config("tiny"))
+    attn = net.fused_blocks[0].attn
+    h, d = attn.num_heads, attn.head_dim
+    x = torch.randn(1, 3, net.hidden_dim)
+    qkv = attn.qkv(x).view(1, 3, h, d, 3)  # Q1: channel 3*(head*d + i) + j
+    with torch.no_grad():
+        attn.q_norm.weight.fill_(1.0)
+        attn.k_norm.weight.fill_(1.0)
+    q, k, v = attn.pre_attention(x)
+    torch.testing.assert_close(v, qkv[..., 2].permute(0, 2, 1, 3))
+    torch.testing.assert_close(q, attn.q_norm(qkv[..., 0].permute(0, 2, 1, 3)))
+
+
+def test_forward_shapes_conditions_and_normalize():
+    cfg = dit_config("tiny")
+    net = _randomize(MMDiT(cfg)).eval()
+    latent, clip_f, sync_f, text_f, t = _inputs(cfg)
+    with torch.no_grad():
+        pre = net.preprocess_conditions(clip_f, sync_f, text_f)
+        assert pre.sync_f.shape == (2, cfg.latent_seq_len, cfg.hidden_dim)
+        assert pre.clip_f_c.shape == (2, cfg.hidden_dim)
+        flow = net.predict_flow(latent, t, pre)
+        assert flow.shape == latent.shape
+        torch.testing.assert_close(flow, net(latent, clip_f, sync_f, text_f, t))
+        empty = net.get_empty_conditions(3)
+        assert empty.clip_f.shape == (3, cfg.clip_seq_len, cfg.hidden_dim)
+        assert torch.equal(empty.text_f[0], empty.text_f[2])
+        neg = net.get_empty_conditions(2, negative_text_features=text_f)
+        assert not torch.equal(neg.text_f[0], neg.text_f[1])
+    with pytest.raises(InputError, match="update_seq_lengths"):
+        net.preprocess_conditions(clip_f[:, :-1], sync_f, text_f)
+    x = latent.clone()
+    y = net.normalize(x)
+    assert torch.equal(x, latent)  # not in place by default (Q4 documented)
+    torch.testing.assert_close(net.unnormalize(y), latent)
+    net.normalize(x, inplace=True)
+    torch.testing.assert_close(x, y)
+
+
+def test_strict_load_error_names_keys():
+    net = MMDiT(dit_config("tiny"))
+    sd = net.state_dict()
+    sd.pop("final_layer.conv.bias")
+    sd["bogus.weight"] = torch.zeros(1)
+    sd["clip_cond_proj.weight"] = torch.zeros(3, 3)
+    with pytest.raises(CheckpointError) as e:
+        load_dit_state_dict(MMDiT(dit_config("tiny")), sd)
+    msg = str(e.value)
+    assert "final_layer.conv.bias" in msg and "bogus.weight" in msg and "clip_cond_proj.weight" in msg
+    assert "1 missing" in msg and "1 unexpected" in msg and "1 shape-mismatched" in msg
+
+
+def test_checkpoint_formats_and_zero_lora_keys_for_no_lora_net():
+    cfg = dit_config("tiny")
+    src = _randomize(MMDiT(cfg))
+    sd = dict(src.state_dict())
+    sd["t_embed.freqs"] = src.t_embed.freqs
+    sd["latent_rot"] = src.latent_rot
+    # what the reference no-LoRA training saves: lora_A random, lora_B zero (exact no-op)
+    sd["fused_blocks.0.attn.qkv.lora_A"] = torch.randn(32, cfg.hidden_dim)
+    sd["fused_blocks.0.attn.qkv.lora_B"] = torch.zeros(2 * cfg.hidden_dim, 16)
+    file = {"network": sd, "lora": {}, "synchformer": {"x": torch.zeros(1)}}
+    assert ".lora_A" not in "".join(adapt_dit_state_dict(src, file))
+    dst = MMDiT(cfg).eval()
+    load_dit_state_dict(dst, file)
+    args = _inputs(cfg)
+    with torch.no_grad():
+        torch.testing.assert_close(dst(*args), src.eval()(*args), rtol=0, atol=0)
+    sd["fused_blocks.0.attn.qkv.lora_B"] = torch.ones(2 * cfg.hidden_dim, 16)
+    with pytest.raises(CheckpointError, match="LoRA variant"):
+        load_dit_state_dict(MMDiT(cfg), sd)
+
+
+def test_update_seq_lengths_after_load():
+    """Weights of a 1 s net load into a 2 s net; update_seq_lengths on the 1 s net gives the same function."""
+    one, two = dit_config("tiny"), dit_config("tiny", duration=2.0)
+    assert (two.latent_seq_len, two.clip_seq_len, two.sync_seq_len) == (63, 16, 40)
+    net1 = _randomize(MMDiT(one)).eval()
+    net2 = MMDiT(two).eval()
+    load_dit_state_dict(net2, net1.state_dict())
+    net1.update_seq_lengths(two.latent_seq_len, two.clip_seq_len, two.sync_seq_len)
+    assert net1.latent_rot.shape[1] == 63 and net1.clip_rot.shape[1] == 16
+    torch.testing.assert_close(net1.latent_rot, net2.latent_rot, rtol=0, atol=0)
+    args = _inputs(two)
+    with torch.no_grad():
+        torch.testing.assert_close(net1(*args), net2(*args), rtol=0, atol=0)
