@@ -1,0 +1,370 @@
+"""Video decoding with PyAV: probe, and decode to CLIP frames (8 fps, 384²) and sync frames (25 fps, 224²).
+
+Frames are resampled by TIMESTAMP, not by index: for every target time `start + k / rate` we emit the most
+recent decoded frame (the one shown on screen at that time). This works for any source rate, including
+29.97 fps and variable-frame-rate files; low-rate sources get duplicated frames. Rotation metadata (display
+matrix) is applied so frames come out the way a player shows them.
+
+Geometry: CLIP frames are squashed to 384² (reference and training). Sync frames are squashed to 224² by
+default, like the training loaders; `sync_geometry="center_crop"` reproduces the demo's resize-short-side +
+centre crop (Pitfall 14). Resizing is torch's antialiased bicubic on uint8 (what torchvision's `Resize` does).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Literal
+
+import av
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from saganet.errors import InputError
+
+log = logging.getLogger(__name__)
+
+Geometry = Literal["squash", "center_crop"]
+
+MIN_SYNC_FRAMES = 16  # one Synchformer segment
+# Tolerance when comparing a frame timestamp with a target time: pts rounding must not shift a frame
+# that lands exactly on a target time (e.g. frame 1 at 0.04 s and target 1/25 s) to the next target.
+TIME_EPS = 1e-4
+
+# Errors PyAV / numpy raise on broken input; they are turned into one-line InputErrors.
+_DECODE_ERRORS = (av.FFmpegError, OSError, ValueError, RuntimeError, EOFError, IndexError,
+                  ZeroDivisionError, OverflowError, MemoryError, UnicodeDecodeError)
+
+
+@dataclass
+class VideoInfo:
+    """What the container says about a video (cheap: one frame is decoded for the rotation)."""
+
+    path: Path
+    duration: float  # seconds, from the stream (or container) header
+    fps: float  # guessed/average frame rate (for VFR files: the average)
+    width: int  # display size, after rotation
+    height: int
+    rotation: int  # counter-clockwise degrees applied to get the display orientation (0, 90, 180, 270)
+    has_audio: bool
+    n_frames: int  # from the header if known, else duration * fps
+    codec: str
+    rate: Fraction | None = None  # exact frame rate when known (e.g. 30000/1001)
+
+
+@dataclass
+class DecodedVideo:
+    """Frames resampled by timestamp. Times are seconds from the start of the video stream."""
+
+    clip_frames: torch.Tensor  # (Tc, 3, clip_size, clip_size) float32 in [0, 1]
+    sync_frames: torch.Tensor  # (Ts, 3, sync_size, sync_size) float32 in [-1, 1]
+    clip_times: torch.Tensor  # (Tc,) float64 target times start + k / clip_fps
+    sync_times: torch.Tensor  # (Ts,) float64 target times start + k / sync_fps
+    start: float
+    duration: float  # effective duration (requested, capped by what the file holds)
+    fps: float  # original frame rate
+    size: tuple[int, int]  # original (H, W) after rotation
+    sync_geometry: Geometry
+    info: VideoInfo
+    original_frames: torch.Tensor | None = None  # (N, H, W, 3) uint8, every decoded frame in range
+    original_times: torch.Tensor | None = None  # (N,) float64
+
+
+def _check_file(path: str | os.PathLike) -> Path:
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"video file not found: {p}: check the path")
+    if not p.is_file():
+        raise InputError(f"{p} is not a file: pass a video file (mp4, mkv, mov, ...)")
+    return p
+
+
+def _open(p: Path) -> av.container.InputContainer:
+    try:
+        return av.open(str(p), mode="r")
+    except _DECODE_ERRORS as e:
+        raise InputError(f"cannot read {p} as a video ({_short(e)}): the file is corrupt or not a media file; "
+                         "re-encode it, e.g. `ffmpeg -i IN -c:v libx264 OUT.mp4`") from e
+
+
+def _short(e: BaseException) -> str:
+    s = str(e).strip().splitlines()
+    return (s[0] if s else type(e).__name__)[:200]
+
+
+def _video_stream(container, p: Path):
+    if not container.streams.video:
+        container.close()
+        raise InputError(f"{p} has no video stream (not a video): pass a video file (mp4, mkv, mov, ...)")
+    stream = container.streams.video[0]
+    if stream.codec_context is None:
+        container.close()
+        raise InputError(f"cannot decode the video stream of {p} (unknown codec or corrupt header): "
+                         "re-encode it, e.g. `ffmpeg -i IN -c:v libx264 OUT.mp4`")
+    return stream
+
+
+def _rotation_of(frame: av.VideoFrame, stream) -> int:
+    """Counter-clockwise display rotation in degrees, a multiple of 90 (display matrix, else 'rotate' tag)."""
+    rot = 0.0
+    try:
+        rot = float(frame.rotation or 0.0)
+    except _DECODE_ERRORS:
+        rot = 0.0
+    if rot == 0.0:
+        tag = stream.metadata.get("rotate") if stream.metadata else None
+        if tag is not None:
+            try:
+                rot = -float(tag)  # the old 'rotate' tag is clockwise
+            except ValueError:
+                rot = 0.0
+    return int(round(rot / 90.0)) % 4 * 90
+
+
+def _rotate(rgb: np.ndarray, rotation: int) -> np.ndarray:
+    """Rotate an (H, W, C) image counter-clockwise by `rotation` degrees."""
+    k = rotation // 90
+    return np.ascontiguousarray(np.rot90(rgb, k=k)) if k else rgb
+
+
+def _rate(stream) -> Fraction | None:
+    for r in (stream.guessed_rate, stream.average_rate, stream.base_rate):
+        if r and r > 0:
+            return Fraction(r)
+    return None
+
+
+def _stream_start(stream) -> float | None:
+    if stream.start_time is not None and stream.time_base is not None:
+        return float(stream.start_time * stream.time_base)
+    return None
+
+
+def probe_video(path: str | os.PathLike) -> VideoInfo:
+    """Header facts of a video: duration, fps, display size (after rotation), audio presence, frame count."""
+    p = _check_file(path)
+    container = _open(p)
+    try:
+        stream = _video_stream(container, p)
+        rate = _rate(stream)
+        fps = float(rate) if rate else 0.0
+        duration = 0.0
+        if stream.duration is not None and stream.time_base is not None:
+            duration = float(stream.duration * stream.time_base)
+        elif container.duration is not None:
+            duration = container.duration / 1e6
+        rotation, width, height = 0, stream.codec_context.width, stream.codec_context.height
+        try:
+            first = next(container.decode(stream), None)
+        except _DECODE_ERRORS as e:
+            raise InputError(f"cannot decode {p} ({_short(e)}): the file is corrupt or truncated; "
+                             "re-encode it, e.g. `ffmpeg -i IN -c:v libx264 OUT.mp4`") from e
+        if first is None:
+            raise InputError(f"{p} contains no decodable video frame: the file is empty, corrupt or truncated")
+        rotation = _rotation_of(first, stream)
+        width, height = first.width, first.height
+        if rotation in (90, 270):
+            width, height = height, width
+        n_frames = stream.frames or (int(round(duration * fps)) if fps else 0)
+        return VideoInfo(path=p, duration=duration, fps=fps, width=width, height=height, rotation=rotation,
+                         has_audio=bool(container.streams.audio), n_frames=int(n_frames),
+                         codec=stream.codec_context.name, rate=rate)
+    except _DECODE_ERRORS as e:
+        raise InputError(f"cannot read {p} as a video ({_short(e)}): the file is corrupt or not a video") from e
+    finally:
+        container.close()
+
+
+def resize_frames(x: torch.Tensor, size: int, geometry: Geometry) -> torch.Tensor:
+    """(N, C, H, W) uint8 -> (N, C, size, size) uint8; squash, or resize short side + centre crop."""
+    if geometry == "squash":
+        return F.interpolate(x, (size, size), mode="bicubic", antialias=True)
+    if geometry != "center_crop":
+        raise InputError(f"unknown geometry '{geometry}': use 'squash' or 'center_crop'")
+    h, w = x.shape[-2:]
+    scale = size / min(h, w)
+    nh, nw = max(size, int(round(h * scale))), max(size, int(round(w * scale)))
+    y = F.interpolate(x, (nh, nw), mode="bicubic", antialias=True)
+    top, left = (nh - size) // 2, (nw - size) // 2
+    return y[..., top:top + size, left:left + size]
+
+
+def iter_frames(container, stream, p: Path, start: float, end: float | None, t0: float | None,
+                ) -> Iterator[tuple[float, av.VideoFrame]]:
+    """Yield (time relative to the stream start, frame) for frames up to `end` (relative), in decode order.
+
+    Frames without a timestamp get one from the previous frame + 1/fps. Decoding errors after at least one
+    frame end the stream (truncated file: the caller checks the length); before any frame they are fatal.
+    """
+    rate = _rate(stream)
+    step = 1.0 / float(rate) if rate else 0.04
+    last_t = None
+    n = 0
+    it = container.decode(stream)
+    while True:
+        try:
+            frame = next(it)
+        except StopIteration:
+            return
+        except _DECODE_ERRORS as e:
+            if n == 0:
+                raise InputError(f"cannot decode {p} ({_short(e)}): the file is corrupt or truncated; "
+                                 "re-encode it, e.g. `ffmpeg -i IN -c:v libx264 OUT.mp4`") from e
+            log.warning("decoding %s stopped after %d frames: %s (file truncated?)", p, n, _short(e))
+            return
+        t = frame.time
+        if t is None:
+            t = (last_t + step) if last_t is not None else (t0 or 0.0)
+        if t0 is None:
+            t0 = t
+        rel = t - t0
+        if last_t is not None and t < last_t:
+            log.debug("non-monotonic timestamp %.4f after %.4f in %s", t, last_t, p)
+        last_t = t
+        n += 1
+        if end is not None and rel > end + TIME_EPS:
+            return
+        yield rel, frame
+
+
+class _Resampler:
+    """Fills the target times `start + k / rate` with the most recent source frame, resized on the spot."""
+
+    def __init__(self, rate: float, start: float, size: int, geometry: Geometry):
+        self.rate, self.start, self.size, self.geometry = rate, start, size, geometry
+        self.out: list[torch.Tensor] = []  # (3, size, size) uint8 per target
+        self._last: tuple[int, torch.Tensor] | None = None  # resize once per source frame
+
+    def target(self, k: int) -> float:
+        return self.start + k / self.rate
+
+    def take(self, index: int, rgb) -> None:
+        if self._last is None or self._last[0] != index:
+            self._last = (index, resize_frames(rgb(index)[None], self.size, self.geometry)[0])
+        self.out.append(self._last[1])
+
+    def advance(self, next_time: float, index: int, limit: float, rgb) -> None:
+        """Targets strictly before `next_time` (and before `limit`) show source frame `index`."""
+        while True:
+            t = self.target(len(self.out))
+            if t >= next_time - TIME_EPS or t >= limit - TIME_EPS:
+                return
+            self.take(index, rgb)
+
+    def finish(self, n: int, index: int, rgb) -> torch.Tensor:
+        while len(self.out) < n:
+            self.take(index, rgb)
+        del self.out[n:]
+        if not self.out:
+            return torch.zeros(0, 3, self.size, self.size, dtype=torch.uint8)
+        return torch.stack(self.out)
+
+
+def decode_video(path: str | os.PathLike, start: float = 0.0, duration: float | None = None, clip_fps: float = 8,
+                 clip_size: int = 384, sync_fps: float = 25, sync_size: int = 224,
+                 sync_geometry: Geometry = "squash", keep_original: bool = False,
+                 quiet: bool = False) -> DecodedVideo:
+    """Decode `[start, start + duration)` of a video (default: to its end) into CLIP and sync frames.
+
+    Returns `clip_frames (Tc, 3, clip_size, clip_size)` in [0, 1] (squash, bicubic) and
+    `sync_frames (Ts, 3, sync_size, sync_size)` in [-1, 1] with `Tc = floor(clip_fps * D)`,
+    `Ts = floor(sync_fps * D)`, D the effective duration (requested duration capped by the file's).
+    Raises `InputError` for a missing, unreadable, non-video, truncated-to-nothing or too short file.
+    """
+    if sync_geometry not in ("squash", "center_crop"):
+        raise InputError(f"unknown sync geometry '{sync_geometry}': use 'squash' or 'center_crop'")
+    if start < 0 or (duration is not None and duration <= 0):
+        raise InputError(f"bad time range start={start} duration={duration}: need start >= 0 and duration > 0")
+    p = _check_file(path)
+    info = probe_video(p)
+    container = _open(p)
+    try:
+        return _decode(container, p, info, start, duration, clip_fps, clip_size, sync_fps, sync_size,
+                       sync_geometry, keep_original, quiet)
+    except _DECODE_ERRORS as e:
+        raise InputError(f"cannot decode {p} ({_short(e)}): the file is corrupt; "
+                         "re-encode it, e.g. `ffmpeg -i IN -c:v libx264 OUT.mp4`") from e
+    finally:
+        container.close()
+
+
+def _decode(container, p, info, start, duration, clip_fps, clip_size, sync_fps, sync_size, sync_geometry,
+            keep_original, quiet) -> DecodedVideo:
+    stream = _video_stream(container, p)
+    stream.thread_type = "AUTO"
+    end = None if duration is None else start + duration
+    limit = math.inf if end is None else end
+    rotation = info.rotation
+    clip_rs = _Resampler(clip_fps, start, clip_size, "squash")
+    sync_rs = _Resampler(sync_fps, start, sync_size, sync_geometry)
+    live: dict[int, av.VideoFrame] = {}  # only the previous and the current source frame are kept
+    rgb_cache: dict[int, torch.Tensor] = {}
+
+    def rgb(i: int) -> torch.Tensor:  # (3, H, W) uint8, display orientation
+        if i not in rgb_cache:
+            rgb_cache.clear()
+            rgb_cache[i] = torch.from_numpy(_rotate(live[i].to_ndarray(format="rgb24"), rotation)).permute(2, 0, 1)
+        return rgb_cache[i]
+
+    originals: list[torch.Tensor] = []
+    original_times: list[float] = []
+    n_seen, prev, last_time = 0, None, 0.0
+    last_dur = 1.0 / info.fps if info.fps > 0 else 0.04
+    t0 = _stream_start(stream)
+    if start > 2.0 and t0 is not None and stream.time_base:  # skip to a keyframe before `start`
+        try:
+            container.seek(int((t0 + start - 1.0) / stream.time_base), stream=stream, backward=True)
+        except _DECODE_ERRORS as e:
+            log.debug("seek failed in %s (%s); decoding from the beginning", p, _short(e))
+            container.seek(0)
+    bar = tqdm(total=info.n_frames or None, desc=f"decode {p.name}", unit="frame", disable=quiet, leave=False)
+    try:
+        for rel, frame in iter_frames(container, stream, p, start, end, t0):
+            bar.update(1)
+            i = n_seen
+            n_seen += 1
+            live[i] = frame
+            if frame.duration and frame.time_base:
+                last_dur = float(frame.duration * frame.time_base)
+            # Targets before this frame's time show the previous frame (the first frame if none).
+            shown = i if prev is None else prev
+            clip_rs.advance(rel, shown, limit, rgb)
+            sync_rs.advance(rel, shown, limit, rgb)
+            if prev is not None:
+                live.pop(prev, None)
+            if keep_original and rel < limit - TIME_EPS:
+                if rel <= start + TIME_EPS:  # of the frames up to `start`, only the latest is on screen then
+                    originals.clear()
+                    original_times.clear()
+                originals.append(rgb(i).permute(1, 2, 0))
+                original_times.append(rel)
+            prev, last_time = i, rel
+    finally:
+        bar.close()
+    if prev is None:
+        raise InputError(f"{p} has no video frames after {start:.2f} s: check the start time / the file")
+    available = last_time + last_dur  # the last frame stays on screen for its duration
+    eff_end = available if end is None else min(end, available)
+    eff_duration = max(0.0, eff_end - start)
+    n_clip = int(math.floor(clip_fps * eff_duration + 1e-6))
+    n_sync = int(math.floor(sync_fps * eff_duration + 1e-6))
+    if n_sync < MIN_SYNC_FRAMES:
+        raise InputError(f"{p} is too short: {eff_duration:.2f} s gives {n_sync} frames at {sync_fps:g} fps, "
+                         f"need at least {MIN_SYNC_FRAMES} ({MIN_SYNC_FRAMES / sync_fps:.2f} s); use a longer clip")
+    clip_frames = clip_rs.finish(n_clip, prev, rgb).float().div_(255.0)
+    sync_frames = sync_rs.finish(n_sync, prev, rgb).float().div_(127.5).sub_(1.0)
+    return DecodedVideo(
+        clip_frames=clip_frames, sync_frames=sync_frames,
+        clip_times=torch.tensor([clip_rs.target(k) for k in range(n_clip)], dtype=torch.float64),
+        sync_times=torch.tensor([sync_rs.target(k) for k in range(n_sync)], dtype=torch.float64),
+        start=start, duration=eff_duration, fps=info.fps, size=(info.height, info.width),
+        sync_geometry=sync_geometry, info=info,
+        original_frames=torch.stack(originals) if keep_original and originals else None,
+        original_times=torch.tensor(original_times, dtype=torch.float64) if keep_original else None)
