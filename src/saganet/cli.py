@@ -1,37 +1,310 @@
-"""The `saganet` command line."""
+"""The `saganet` command line: generate (single or batch), weights, demo, toyworld."""
 
 from __future__ import annotations
 
 import argparse
 import logging
 import sys
+import time
+from pathlib import Path
 
 from saganet import __version__
-from saganet.errors import SaganetError
+from saganet.errors import InputError, SaganetError
 
 log = logging.getLogger("saganet")
 
 
+# ------------------------------------------------------------------------------------------------ generate
+def _add_generate(sub) -> None:
+    p = sub.add_parser("generate", help="generate one stem per masked object for a video",
+                       description="saganet generate VIDEO --mask M1 [--mask M2 ...] -o OUT, or --batch jobs.jsonl")
+    p.add_argument("video", nargs="?", help="input video (anything PyAV decodes)")
+    p.add_argument("--mask", action="append", default=[], metavar="PATH",
+                   help="object mask: mask video, PNG folder, COCO RLE .json, or instance-id video (repeat per object)")
+    p.add_argument("--select", action="append", default=[], metavar="ID|R,G,B",
+                   help="object id / colour in the matching --mask (multi-object sources); '-' for none")
+    p.add_argument("--name", action="append", default=[], help="name of the matching --mask's object")
+    p.add_argument("--batch", metavar="JOBS", help="JSONL or CSV jobs file (resumable); -o is the batch folder")
+    p.add_argument("-o", "--output", default="saganet_out", help="output folder")
+    p.add_argument("--variant", default="saganet_small", help="model variant (see `saganet weights list`)")
+    p.add_argument("--prompt", default="", help="text prompt (all objects)")
+    p.add_argument("--negative-prompt", default="", help="negative text prompt")
+    p.add_argument("--object-prompt", action="append", default=[], metavar="NAME=TEXT", help="prompt for one object")
+    p.add_argument("--gain", action="append", default=[], metavar="NAME=DB", help="mix gain of one object in dB")
+    p.add_argument("--cfg", type=float, default=4.5, dest="cfg_strength", help="classifier-free guidance strength")
+    p.add_argument("--steps", type=int, default=25, help="sampler steps")
+    p.add_argument("--sampler", default="euler", help="euler, heun or midpoint")
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--start", type=float, default=0.0, help="start time in the video (s)")
+    p.add_argument("--duration", type=float, default=None, help="seconds (default: the video's, capped by the model)")
+    p.add_argument("--allow-longer", action="store_true", help="do not cap the duration at the trained length")
+    p.add_argument("--center-crop", action="store_true", help="sync frames/masks: centre crop instead of squash")
+    p.add_argument("--pad-masks", action="store_true", help="accept masks shorter/longer than the video")
+    p.add_argument("--strict-masks", action="store_true", help="an all-zero mask is an error (default: warning)")
+    p.add_argument("--mask-away-clip", action="store_true", help="use the empty CLIP feature instead of frames")
+    p.add_argument("--overlay-masks", action="store_true", help="outline each object in the output video")
+    p.add_argument("--no-video", action="store_true", help="do not write the muxed mp4")
+    p.add_argument("--format", choices=("flac", "wav"), default="flac")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or mps")
+    p.add_argument("--dtype", choices=("fp32", "bf16"), default="fp32")
+    p.add_argument("--overwrite", action="store_true", help="replace existing outputs in the folder")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_generate)
+
+
+def _pairs(items: list[str], what: str) -> dict[str, str]:
+    out = {}
+    for it in items:
+        if "=" not in it:
+            raise InputError(f"{what} '{it}' must look like NAME=VALUE")
+        k, v = it.split("=", 1)
+        out[k] = v
+    return out
+
+
+def _mask_specs(paths: list[str], selects: list[str], names: list[str]):
+    from saganet.io.masks import MaskSpec, parse_select
+
+    if len(selects) > len(paths) or len(names) > len(paths):
+        raise InputError("more --select/--name values than --mask values: give one per mask, in order")
+    specs = []
+    for i, p in enumerate(paths):
+        sel = selects[i] if i < len(selects) and selects[i] != "-" else None
+        specs.append(MaskSpec(Path(p), select=parse_select(sel), name=names[i] if i < len(names) else None))
+    return specs
+
+
+def _pipeline(args, cache: dict):
+    import torch
+
+    from saganet.pipeline import SAGANetPipeline
+
+    key = (args.variant, args.device, args.dtype)
+    if key not in cache:
+        dtype = torch.bfloat16 if args.dtype == "bf16" else torch.float32
+        t0 = time.perf_counter()
+        cache[key] = SAGANetPipeline.from_variant(args.variant, device=args.device, dtype=dtype)
+        log.info("loaded variant %s in %.1f s", args.variant, time.perf_counter() - t0)
+    return cache[key]
+
+
+def run_generation(args, video: str, masks: list[str], selects: list[str], names: list[str], out_dir: str,
+                   prompt: str, negative_prompt: str, cache: dict) -> dict[str, Path]:
+    """Decode, load masks, generate and write one job. Everything is checked before the model runs."""
+    from saganet.io.video import probe_video
+    from saganet.outputs import check_output_dir, output_paths, write_outputs
+    from saganet.pipeline import GenerationOptions
+
+    specs = _mask_specs(masks, selects, names)
+    opts = GenerationOptions(prompt=prompt, negative_prompt=negative_prompt, prompts=_pairs(args.object_prompt,
+                             "--object-prompt"), cfg_strength=args.cfg_strength, steps=args.steps,
+                             sampler=args.sampler, seed=args.seed, mask_away_clip=args.mask_away_clip,
+                             progress=not args.quiet)
+    opts.validate()
+    probe_video(video)  # a bad video fails before the model loads
+    pipe = _pipeline(args, cache)
+    decoded = pipe.load_video(video, start=args.start, duration=args.duration,
+                              geometry="center_crop" if args.center_crop else "squash",
+                              allow_longer=args.allow_longer, quiet=args.quiet)
+    objs = []
+    if pipe.model.segaware:
+        if not specs:
+            raise InputError("give at least one object mask with --mask (this variant is segmentation-aware)")
+        from saganet.io.masks import load_masks
+
+        objs = load_masks(specs, decoded, pad=args.pad_masks, strict=args.strict_masks, keep_raw=args.overlay_masks)
+    out = Path(out_dir)
+    planned_names = [o.name for o in objs] or ["audio"]
+    planned = list(output_paths(out, Path(video), planned_names, args.format).values())
+    check_output_dir(out, planned, [Path(video), *[s.source for s in specs]], args.overwrite)
+    gains = _pairs(args.gain, "--gain")
+    result = pipe.generate(decoded, objs, opts)
+    run_info = {"saganet_version": __version__, "video": str(video), "masks": [str(s.source) for s in specs],
+                "variant": pipe.variant, "options": opts.to_dict(), "start": args.start, "device": args.device,
+                "dtype": args.dtype}
+    return write_outputs(result, video, out, fmt=args.format, gains_db=[float(gains.get(n, 0.0)) for n in result.names],
+                         masks=objs, overlay_masks=args.overlay_masks, write_video=not args.no_video,
+                         run_info=run_info, start=args.start)
+
+
+def cmd_generate(args) -> int:
+    cache: dict = {}
+    if args.batch:
+        from saganet.batch import read_jobs, run_batch
+
+        jobs = read_jobs(args.batch, args.output)
+
+        def run_one(job) -> None:
+            run_generation(args, job.video, job.masks, [], job.names, job.output, job.prompt or args.prompt,
+                           job.negative_prompt or args.negative_prompt, cache)
+
+        summary = run_batch(jobs, run_one, args.output, quiet=args.quiet)
+        print(f"batch: {summary.line()}")
+        for i, msg in summary.failed:
+            print(f"  job {i}: {msg}")
+        return 1 if summary.failed else 0
+    if not args.video:
+        raise InputError("give a VIDEO (or --batch JOBS)")
+    paths = run_generation(args, args.video, args.mask, args.select, args.name, args.output, args.prompt,
+                           args.negative_prompt, cache)
+    for p in paths.values():
+        print(p)
+    return 0
+
+
+# ------------------------------------------------------------------------------------------------ weights
+def _add_weights(sub) -> None:
+    p = sub.add_parser("weights", help="list, download or verify released weights")
+    wsub = p.add_subparsers(dest="weights_command", required=True)
+    wsub.add_parser("list", help="registry of released files and the cache folder").set_defaults(func=cmd_weights_list)
+    d = wsub.add_parser("download", help="fetch (resumably) and verify every file a variant needs")
+    d.add_argument("variant")
+    d.add_argument("--training", action="store_true", help="also the files needed for training")
+    d.add_argument("-q", "--quiet", action="store_true")
+    d.set_defaults(func=cmd_weights_download)
+    v = wsub.add_parser("verify", help="check MD5 of a file (or every cached file)")
+    v.add_argument("path", nargs="?")
+    v.set_defaults(func=cmd_weights_verify)
+
+
+def cmd_weights_list(args) -> int:
+    from saganet import weights
+
+    print(f"cache: {weights.cache_dir()}")
+    for name, e in weights.REGISTRY.items():
+        have = "present" if (weights.cache_dir() / name).is_file() else "missing"
+        print(f"{name:32s} {e.size / 1e6:9.0f} MB  md5 {e.md5 or '-':32s}  {have}")
+    for key, hub in weights.HUB_MODELS.items():
+        print(f"{key:32s} hub {hub.repo_id}")
+    print("variants: " + ", ".join(weights.VARIANTS))
+    return 0
+
+
+def cmd_weights_download(args) -> int:
+    from saganet import weights
+
+    for p in weights.download_variant(args.variant, training=args.training, quiet=args.quiet):
+        print(p)
+    return 0
+
+
+def cmd_weights_verify(args) -> int:
+    from saganet import weights
+
+    targets = [args.path] if args.path else [str(p) for p in sorted(weights.cache_dir().glob("*")) if p.is_file()]
+    bad = 0
+    for t in targets:
+        ok = weights.verify(t)
+        bad += not ok
+        print(f"{'ok ' if ok else 'BAD'} {t}")
+    if not targets:
+        print(f"no files in {weights.cache_dir()}")
+    return 1 if bad else 0
+
+
+# ------------------------------------------------------------------------------------------------ demo / toyworld
+def _add_demo(sub) -> None:
+    p = sub.add_parser("demo", help="render a toy multi-object scene and generate each object's sound")
+    p.add_argument("-o", "--output", default="saganet_demo")
+    p.add_argument("--seed", type=int, default=7, help="which test scene to render")
+    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.set_defaults(func=cmd_demo)
+
+
+def cmd_demo(args) -> int:
+    from saganet.demo import run_demo
+
+    report = run_demo(args.output, seed=args.seed, overwrite=args.overwrite, quiet=args.quiet)
+    print(report)
+    return 0
+
+
+def _add_toyworld(sub) -> None:
+    p = sub.add_parser("toyworld", help="the synthetic segmented-solos world: write, train, evaluate")
+    tsub = p.add_subparsers(dest="toy_command", required=True)
+    w = tsub.add_parser("write", help="write a split to disk (mp4 video, mask videos, wav stems, metadata)")
+    w.add_argument("split", choices=("train", "val", "test_diff", "test_same"))
+    w.add_argument("-n", type=int, default=20)
+    w.add_argument("-o", "--output", default="toyworld_data")
+    w.add_argument("--seed", type=int, default=None)
+    w.set_defaults(func=cmd_toy_write)
+    t = tsub.add_parser("train", help="train SAGANet-tiny and the baseline (two processes, one core each)")
+    t.add_argument("-o", "--output", default="toy_training")
+    t.add_argument("--minutes", type=float, default=55.0, help="wall-time budget per model")
+    t.add_argument("--steps", type=int, default=1200)
+    t.add_argument("--n-train", type=int, default=1200)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--sequential", action="store_true", help="one after the other instead of in parallel")
+    t.set_defaults(func=cmd_toy_train)
+    e = tsub.add_parser("evaluate", help="evaluate SAGANet-tiny vs the baseline on test scenes; writes a table")
+    e.add_argument("-n", type=int, default=200, help="scenes per test kind")
+    e.add_argument("-o", "--output", default="toy_eval")
+    e.add_argument("--saganet", default=None, help="SAGANet-tiny checkpoint (default: the shipped one)")
+    e.add_argument("--baseline", default=None, help="baseline checkpoint (default: the shipped one)")
+    e.add_argument("--steps", type=int, default=25)
+    e.add_argument("--cfg", type=float, default=4.5, dest="cfg_strength")
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("-q", "--quiet", action="store_true")
+    e.set_defaults(func=cmd_toy_evaluate)
+
+
+def cmd_toy_write(args) -> int:
+    from saganet.toyworld import write_split
+
+    print(write_split(args.output, args.split, args.n, seed=args.seed))
+    return 0
+
+
+def cmd_toy_train(args) -> int:
+    from saganet.toyworld.training import train_both
+
+    train_both(args.output, minutes=args.minutes, steps=args.steps, seed=args.seed, n_train=args.n_train,
+               parallel=not args.sequential)
+    print(f"checkpoints in {args.output}/saganet and {args.output}/baseline")
+    return 0
+
+
+def cmd_toy_evaluate(args) -> int:
+    from saganet.toyworld.evaluate import evaluate_models
+
+    table = evaluate_models(args.output, n=args.n, saganet_ckpt=args.saganet, baseline_ckpt=args.baseline,
+                            steps=args.steps, cfg_strength=args.cfg_strength, seed=args.seed, quiet=args.quiet)
+    print(table)
+    return 0
+
+
+# ------------------------------------------------------------------------------------------------ main
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="saganet", description="Segmentation-aware video-to-audio generation.")
     p.add_argument("--version", action="version", version=f"saganet {__version__}")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    p.add_subparsers(dest="command")
+    sub = p.add_subparsers(dest="command")
+    _add_generate(sub)
+    _add_weights(sub)
+    _add_demo(sub)
+    _add_toyworld(sub)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    quiet = getattr(args, "quiet", False)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else (logging.WARNING if quiet else logging.INFO),
+                        format="%(levelname)s %(name)s: %(message)s")
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
     try:
         return int(args.func(args) or 0)
     except SaganetError as e:
-        print(f"saganet: error: {e}", file=sys.stderr)
+        print(f"saganet: error: {str(e).splitlines()[0]}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("saganet: interrupted", file=sys.stderr)
+        return 130
+
 
 
 if __name__ == "__main__":

@@ -1,0 +1,148 @@
+"""Build an `AudioGenerator` for a named variant: released weights, the shipped toy model, or tiny random.
+
+| variant                         | DiT                  | sync encoder             | codec        |
+|---------------------------------|----------------------|--------------------------|--------------|
+| saganet_small (= small_44k_sa)  | small_44k_sa + LoRA  | segmentation-aware       | 44k VAE + BigVGAN v2 |
+| saganet_small_no_lora           | small_44k_sa_no_lora | segmentation-aware       | 44k          |
+| small_16k                       | small_16k            | plain Synchformer (MMAudio) | 16k VAE + BigVGAN v1 |
+| small_44k, medium_44k, large_44k(_v2) | MMAudio        | plain Synchformer        | 44k          |
+| toy, toy_baseline               | tiny, trained on the toy world, shipped in `saganet/assets/toy` |
+| tiny (tests)                    | tiny random weights, real model classes (tiny CLIP, tiny codec) |
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from importlib import resources
+from pathlib import Path
+
+import torch
+
+from saganet import weights
+from saganet.checkpoint import load_strict, read_checkpoint
+from saganet.codec import MelVAECodec
+from saganet.configs import CONFIG_16K, CONFIG_44K, CONFIG_44K_SA, SequenceConfig, dit_config
+from saganet.errors import CheckpointError, SaganetError
+from saganet.models import clip as clip_models
+from saganet.models.dit import MMDiT, load_dit_state_dict
+from saganet.models.generator import AudioGenerator
+from saganet.models.motionformer import MotionFormerConfig, Synchformer
+from saganet.models.segaware import SynchformerWithContext
+from saganet.models.sync_encoder import (
+    SegAwareSyncEncoder,
+    SyncEncoder,
+    load_mmaudio_synchformer,
+    load_saganet_synchformer,
+)
+
+log = logging.getLogger(__name__)
+
+SAGANET_FILES = {"saganet_small": ("small_44k_sa", "saganet.pth"),
+                 "saganet_small_no_lora": ("small_44k_sa_no_lora", "saganet_no_lora.pth")}
+MMAUDIO_VARIANTS = ("small_16k", "small_44k", "medium_44k", "large_44k", "large_44k_v2")
+TOY_VARIANTS = {"toy": "saganet_tiny", "toy_baseline": "baseline_tiny"}
+
+
+def variant_names() -> list[str]:
+    return [*SAGANET_FILES, *MMAUDIO_VARIANTS, *TOY_VARIANTS, "tiny"]
+
+
+def canonical(variant: str) -> str:
+    v = weights.ALIASES.get(variant, variant)
+    if v not in variant_names():
+        raise SaganetError(f"unknown variant '{variant}'; choose one of: {', '.join(variant_names())}")
+    return v
+
+
+def _clip_encoder() -> clip_models.ClipEncoder:
+    folder = weights.resolve_hub("clip")
+    return clip_models.from_checkpoint(folder)
+
+
+def _codec(mode: str) -> MelVAECodec:
+    if mode == "16k":
+        return MelVAECodec.from_files("16k", weights.resolve("v1-16.pth"), weights.resolve("best_netG.pt"),
+                                      need_encoder=False)
+    return MelVAECodec.from_files("44k", weights.resolve("v1-44.pth"), weights.resolve_hub("bigvgan_v2"),
+                                  need_encoder=False)
+
+
+def build_released(variant: str) -> AudioGenerator:
+    """The released SAGANet / MMAudio model from the weights cache (downloading unless offline)."""
+    v = canonical(variant)
+    if v in SAGANET_FILES:
+        dit_name, file = SAGANET_FILES[v]
+        ckpt = read_checkpoint(weights.resolve(file))
+        if "network" not in ckpt or "synchformer" not in ckpt:
+            raise CheckpointError(f"{file} lacks its 'network'/'synchformer' entries: is it a SAGANet checkpoint?")
+        dit = MMDiT(dit_config(dit_name))
+        load_dit_state_dict(dit, ckpt, lora_merged=True)  # released LoRA weights are already merged (Q3)
+        enc = SynchformerWithContext(MotionFormerConfig.full())
+        load_saganet_synchformer(enc, ckpt["synchformer"])
+        sync: SegAwareSyncEncoder | SyncEncoder = SegAwareSyncEncoder(enc)
+        seq, mode = CONFIG_44K_SA, "44k"
+    else:
+        dit = MMDiT(dit_config(v))
+        load_dit_state_dict(dit, read_checkpoint(weights.resolve(f"mmaudio_{v}.pth")))
+        plain = Synchformer(MotionFormerConfig.full())
+        load_mmaudio_synchformer(plain, read_checkpoint(weights.resolve("synchformer_state_dict.pth")))
+        sync = SyncEncoder(plain)
+        seq, mode = (CONFIG_16K, "16k") if v == "small_16k" else (CONFIG_44K, "44k")
+    clip = _clip_encoder()
+    return AudioGenerator(dit.eval(), sync.eval(), clip, clip, _codec(mode).eval(), seq, clip_size=384, sync_size=224,
+                          focal_mode="reference")
+
+
+def toy_checkpoint_path(name: str) -> Path:
+    return Path(str(resources.files("saganet") / "assets" / "toy" / f"{name}.safetensors"))
+
+
+def build_toy(variant: str = "toy") -> AudioGenerator:
+    """The tiny model trained on the synthetic world, shipped inside the package."""
+    from saganet.toyworld.model import ToyModelConfig
+
+    path = toy_checkpoint_path(TOY_VARIANTS[canonical(variant)])
+    meta_file = path.with_suffix(".json")
+    if not path.is_file() or not meta_file.is_file():
+        raise CheckpointError(f"shipped toy checkpoint {path.name} is missing from the installation: "
+                              "reinstall saganet, or train one with `saganet toyworld train`")
+    return load_toy_file(path, ToyModelConfig.from_dict(json.loads(meta_file.read_text())["model"]))
+
+
+def load_toy_file(path: str | Path, cfg) -> AudioGenerator:
+    from saganet.toyworld.model import build_toy_model
+
+    model = build_toy_model(cfg)
+    load_strict(model, read_checkpoint(path), what=f"toy model ({'SAGANet' if cfg.segaware else 'baseline'})")
+    return model.eval()
+
+
+# Tiny random models of the real classes (tests, benchmarks): tiny open_clip, MotionFormer and codec.
+TINY_CLIP_CFG = {"embed_dim": 32, "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "head_width": 16, "patch_size": 16},
+                 "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1}}
+
+
+def build_tiny(segaware: bool = True, seed: int = 0, duration: float = 2.0) -> AudioGenerator:
+    """Random tiny model with every real class: open_clip CLIP, (seg-aware) MotionFormer, MM-DiT, VAE+BigVGAN."""
+    torch.manual_seed(seed)
+    clip = clip_models.from_config(TINY_CLIP_CFG)
+    codec = MelVAECodec.tiny("16k", latent_dim=8, seed=seed)
+    enc_cfg = MotionFormerConfig.tiny(depth=1)
+    seq = SequenceConfig(duration=duration, sampling_rate=16000, spectrogram_frame_rate=256)
+    width = TINY_CLIP_CFG["text_cfg"]["width"]
+    cfg = dit_config("tiny").__class__(latent_dim=8, clip_dim=TINY_CLIP_CFG["embed_dim"], sync_dim=enc_cfg.embed_dim,
+                                       text_dim=width, hidden_dim=64, depth=2, fused_depth=1, num_heads=2,
+                                       text_seq_len=TINY_CLIP_CFG["text_cfg"]["context_length"]).with_seq(seq)
+    dit = MMDiT(cfg, latent_mean=torch.zeros(8), latent_std=torch.ones(8), empty_string_feat=clip.encode_text([""])[0])
+    sync = SegAwareSyncEncoder(SynchformerWithContext(enc_cfg)) if segaware else SyncEncoder(Synchformer(enc_cfg))
+    return AudioGenerator(dit, sync, clip, clip, codec, seq, clip_size=32, sync_size=enc_cfg.img_size).eval()
+
+
+def build_variant(variant: str) -> AudioGenerator:
+    v = canonical(variant)
+    if v in TOY_VARIANTS:
+        return build_toy(v)
+    if v == "tiny":
+        return build_tiny()
+    return build_released(v)
