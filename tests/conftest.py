@@ -6,6 +6,12 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
+import torch  # noqa: E402
+
+# Tests run under pytest-xdist on 2 cores: one thread per worker avoids oversubscription, which slows
+# tiny models down ~100x.
+torch.set_num_threads(1)
+
 SHARED = Path(__file__).resolve().parents[1] / ".." / "shared"
 
 

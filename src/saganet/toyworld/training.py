@@ -119,7 +119,8 @@ def save_toy_checkpoint(model: AudioGenerator, cfg: ToyModelConfig, path: str | 
 
 def train_toy_model(out_dir: str | Path, segaware: bool, n_train: int = 1200, n_val: int = 64, steps: int = 3000,
                     batch_size: int = 16, lr: float = 5e-4, max_minutes: float | None = None, seed: int = 0,
-                    world: WorldConfig | None = None, quiet: bool = False) -> tuple[AudioGenerator, list[dict]]:
+                    world: WorldConfig | None = None, quiet: bool = False, command: str = ""
+                    ) -> tuple[AudioGenerator, list[dict]]:
     """Train SAGANet-tiny (`segaware=True`) or the mask-free baseline on solo clips from scratch."""
     torch.manual_seed(seed)
     world = world or WorldConfig()
@@ -139,7 +140,7 @@ def train_toy_model(out_dir: str | Path, segaware: bool, n_train: int = 1200, n_
                        ckpt_every=250, log_every=50, seed=seed, max_minutes=max_minutes)
     trainer = Trainer(model, sample_batch, tcfg, val_batches)
     history = trainer.fit(quiet=quiet)
-    meta = {"segaware": segaware, "steps_done": trainer.step, "history": history, "train_config": tcfg.to_dict(),
+    meta = {"command": command, "segaware": segaware, "steps_done": trainer.step, "history": history, "train_config": tcfg.to_dict(),
             "n_train": n_train, "seed": seed, "world": world.to_dict()}
     save_toy_checkpoint(model, cfg, Path(out_dir) / ("saganet_tiny.safetensors" if segaware else
                                                      "baseline_tiny.safetensors"), meta)
@@ -154,13 +155,13 @@ def _train_worker(kwargs: dict) -> str:
 
 
 def train_both(out_dir: str | Path, minutes: float = 55.0, steps: int = 1200, seed: int = 0, n_train: int = 1200,
-               batch_size: int = 16, parallel: bool = True) -> None:
+               batch_size: int = 16, parallel: bool = True, command: str = "") -> None:
     """Train SAGANet-tiny and the baseline identically, in two processes (one core each) when `parallel`."""
     import multiprocessing as mp
 
     out = Path(out_dir)
     jobs = [dict(out_dir=str(out / name), segaware=sa, n_train=n_train, steps=steps, batch_size=batch_size,
-                 max_minutes=minutes, seed=seed, quiet=True) for name, sa in (("saganet", True), ("baseline", False))]
+                 max_minutes=minutes, seed=seed, quiet=True, command=command) for name, sa in (("saganet", True), ("baseline", False))]
     if not parallel:
         for j in jobs:
             _train_worker(j)
