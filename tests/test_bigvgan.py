@@ -28,15 +28,6 @@ TINY = dict(
 )
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models: intra-op threads only add contention on shared CPUs."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def tiny(version=2, seed=0, **kw) -> BigVGAN:
     torch.manual_seed(seed)
     return BigVGAN(BigVGANConfig(**{**TINY, **kw}), version=version)

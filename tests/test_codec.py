@@ -15,15 +15,6 @@ from saganet.models.vae import VAE, VAEConfig
 KNOWN = {("16k", 8): 250, ("44k", 5): 216, ("44k", 8): 345}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models: intra-op threads only add contention on shared CPUs."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module", params=["16k", "44k"])
 def codec(request) -> MelVAECodec:
     return MelVAECodec.tiny(request.param)

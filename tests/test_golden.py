@@ -6,6 +6,7 @@ import importlib
 import pkgutil
 
 import pytest
+
 from golden import framework
 from golden.framework import RUNNERS, GoldenCase, compare, discover_cases
 

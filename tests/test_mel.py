@@ -9,15 +9,6 @@ from safetensors.torch import load_file
 from saganet.models.mel import MEL_PRESETS, MelConverter, slaney_mel_filterbank
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models: intra-op threads only add contention on shared CPUs."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.mark.parametrize("case", ["mel_16k", "mel_44k"])
 def test_computed_buffers_match_reference(shared_dir, case):
     d = shared_dir / "reference" / "golden" / case

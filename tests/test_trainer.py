@@ -22,14 +22,6 @@ SMALL = dict(duration=0.96, hidden_dim=64, depth=2, fused_depth=1, num_heads=1,
              encoder=dict(embed_dim=24, depth=1, num_heads=2, cross_attn_heads=12))
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _setup(segaware: bool = True, n: int = 8):
     torch.manual_seed(0)
     model = build_toy_model(ToyModelConfig(segaware=segaware, **SMALL))

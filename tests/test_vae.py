@@ -9,15 +9,6 @@ from saganet.errors import CheckpointError
 from saganet.models.vae import VAE, DiagonalGaussian, MPConv1D, load_vae_state_dict
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models: intra-op threads only add contention on shared CPUs."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def tiny_vae(data_dim=16, embed_dim=4, hidden=8, seed=0) -> VAE:
     torch.manual_seed(seed)
     return VAE(data_dim, embed_dim, hidden)
