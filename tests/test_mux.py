@@ -118,3 +118,22 @@ def test_mux_errors(src, tmp_path):
         mux_video_with_audio(src, np.zeros(16000), 16000, dest,
                              overlays=[MaskOverlay(np.zeros((2, 4, 4), bool), np.zeros(3))])
     assert dest.read_bytes() == b"old"  # a failed write leaves the destination alone
+
+
+def test_mux_from_start_offset(tmp_path):
+    """With `start`, the output begins at the source frame shown at `start` (audio generated from there)."""
+    import numpy as np
+
+    from saganet.io.mux import mux_video_with_audio
+    from saganet.io.video import decode_video
+    from saganet.io.writers import write_video
+
+    frames = np.zeros((50, 32, 32, 3), np.uint8)
+    frames[:, :, :, 0] = (np.arange(50) * 5).astype(np.uint8)[:, None, None]  # red encodes the frame index
+    src = tmp_path / "src.mp4"
+    write_video(src, frames, 25)
+    dest = mux_video_with_audio(src, np.zeros(16000, np.float32), 16000, tmp_path / "out.mp4", start=1.0)
+    out = decode_video(dest, sync_size=32, clip_size=32)
+    first_red = float(out.sync_frames[0, 0].mean() + 1) * 127.5
+    assert abs(first_red - 25 * 5) < 8, first_red
+    assert abs(out.duration - 1.0) < 0.05

@@ -79,10 +79,8 @@ def write_outputs(result: GenerationResult, video_path: str | os.PathLike, out_d
     if write_video:
         overlays = None
         if overlay_masks and masks:
-            overlays = [MaskOverlay(o.raw.frames, o.raw.times + start, name=o.name) for o in masks if o.raw is not None]
-        if start > 0:
-            log.warning("the muxed video starts at 0 s while the audio was generated from %.2f s", start)
-        mux_video_with_audio(video, mix, result.sample_rate, paths["video"], overlays=overlays)
+            overlays = [MaskOverlay(o.raw.frames, o.raw.times, name=o.name) for o in masks if o.raw is not None]
+        mux_video_with_audio(video, mix, result.sample_rate, paths["video"], overlays=overlays, start=start)
     else:
         paths.pop("video")
     info = {**(run_info or {}), "objects": result.names, "prompts": result.prompts, "duration": result.duration,

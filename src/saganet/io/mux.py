@@ -119,10 +119,10 @@ def _audio_array(audio: torch.Tensor | np.ndarray) -> np.ndarray:
 def mux_video_with_audio(src_video: str | os.PathLike, audio: torch.Tensor | np.ndarray, sample_rate: int,
                          dest: str | os.PathLike, overlays: list[MaskOverlay] | None = None,
                          duration: float | None = None, crf: int = 18, thickness: int = 3,
-                         quiet: bool = True) -> Path:
+                         quiet: bool = True, start: float = 0.0) -> Path:
     """Write `dest` (.mp4): the frames of `src_video` with `audio` `(L,)` / `(C, L)` float as AAC.
 
-    The output lasts min(video, audio, `duration`) seconds. `overlays`: one `MaskOverlay` per object, drawn
+    The output covers the source from `start` seconds and lasts min(video - start, audio, `duration`) seconds. `overlays`: one `MaskOverlay` per object, drawn
     as a `thickness`-px outline in the object's colour. Returns `dest`. Never overwrites `src_video`.
     """
     src, dest = _check_file(src_video), Path(dest)
@@ -131,7 +131,7 @@ def mux_video_with_audio(src_video: str | os.PathLike, audio: torch.Tensor | np.
     a = _audio_array(audio)
     info = probe_video(src)
     audio_dur = a.shape[1] / sample_rate
-    limit = min(audio_dur, info.duration if info.duration > 0 else math.inf, duration or math.inf)
+    limit = min(audio_dur, info.duration - start if info.duration > 0 else math.inf, duration or math.inf)
     rate = info.rate if info.rate and info.rate > 0 else Fraction(25)
     rate = rate.limit_denominator(100000)
     H, W = info.height, info.width
@@ -151,7 +151,7 @@ def mux_video_with_audio(src_video: str | os.PathLike, audio: torch.Tensor | np.
                 layout = "mono" if a.shape[0] == 1 else "stereo"
                 aus = out.add_stream("aac", rate=sample_rate, layout=layout)
                 n_written = _write_video(container, stream, src, out, vs, info.rotation, rate, limit, states,
-                                         (out_h, out_w), quiet)
+                                         (out_h, out_w), quiet, start)
                 if n_written == 0:
                     raise InputError(f"{src} has no frames to mux: the file is corrupt or empty")
                 n_audio = min(a.shape[1], int(round(n_written / float(rate) * sample_rate)))
@@ -164,8 +164,8 @@ def mux_video_with_audio(src_video: str | os.PathLike, audio: torch.Tensor | np.
     return dest
 
 
-def _write_video(container, stream, src, out, vs, rotation, rate, limit, states, size, quiet) -> int:
-    """Emit the most recent source frame at each output time k / rate, k < rate * limit."""
+def _write_video(container, stream, src, out, vs, rotation, rate, limit, states, size, quiet, start=0.0) -> int:
+    """Emit the most recent source frame at each output time k / rate (source time start + k / rate)."""
     n_total = int(math.floor(float(rate) * limit + 1e-6))
     out_h, out_w = size
     k, prev = 0, None
@@ -176,7 +176,7 @@ def _write_video(container, stream, src, out, vs, rotation, rate, limit, states,
         if states:
             img = torch.from_numpy(rgb.copy())
             for st in states:
-                b = st.band(t)
+                b = st.band(t + start)
                 if b is not None:
                     top, left, band = b
                     img[top:top + band.shape[0], left:left + band.shape[1]][band] = st.color
@@ -189,7 +189,8 @@ def _write_video(container, stream, src, out, vs, rotation, rate, limit, states,
         bar.update(1)
 
     try:
-        for rel, frame in iter_frames(container, stream, src, 0.0, limit, _stream_start(stream)):
+        for rel, frame in iter_frames(container, stream, src, start, start + limit, _stream_start(stream)):
+            rel -= start
             while k < n_total and k / float(rate) < rel - TIME_EPS:
                 emit(prev if prev is not None else frame, k / float(rate))
                 k += 1
