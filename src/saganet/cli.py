@@ -259,8 +259,10 @@ def cmd_toy_write(args) -> int:
 def cmd_toy_train(args) -> int:
     from saganet.toyworld.training import train_both
 
+    command = (f"saganet toyworld train -o {args.output} --minutes {args.minutes:g} --steps {args.steps} "
+               f"--n-train {args.n_train} --seed {args.seed}" + (" --sequential" if args.sequential else ""))
     train_both(args.output, minutes=args.minutes, steps=args.steps, seed=args.seed, n_train=args.n_train,
-               parallel=not args.sequential)
+               parallel=not args.sequential, command=command)
     print(f"checkpoints in {args.output}/saganet and {args.output}/baseline")
     return 0
 

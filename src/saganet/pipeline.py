@@ -147,6 +147,7 @@ class SAGANetPipeline:
         timings["encode_clip_text"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
+        m.sync_encoder.progress = opt.progress
         frames = video.sync_frames[None].to(dev, dt)
         if m.segaware:
             obj_masks = torch.stack([o.masks for o in masks]).to(dev, dt)  # (n, T, 1, S, S)

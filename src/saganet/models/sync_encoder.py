@@ -14,6 +14,7 @@ from typing import Literal
 
 import torch
 from torch import nn
+from tqdm import tqdm
 
 from saganet.checkpoint import _preview, check_state_dict, load_strict
 from saganet.errors import CheckpointError, InputError
@@ -46,12 +47,19 @@ def _chunks(n: int, size: int) -> Iterator[slice]:
         yield slice(i, min(i + size, n))
 
 
+def _progress(chunks: Iterator[slice], n: int, size: int, show: bool) -> Iterator[slice]:
+    """A progress bar over segment chunks (the full-size encoder takes seconds per segment on a CPU)."""
+    return iter(tqdm(chunks, total=-(-n // max(1, size)), desc="sync encoder", unit="chunk", disable=not show,
+                     leave=False))
+
+
 class SyncEncoder(nn.Module):
     """Plain MMAudio baseline: `frames (B, T, 3, H, W)` -> `(B, S*t, D)`, no masks."""
 
     def __init__(self, model: Synchformer, chunk_size: int = 40):
         super().__init__()
         self.model, self.chunk_size = model, chunk_size
+        self.progress = False  # set by the pipeline for interactive runs
         self.segment = model.cfg.frames_per_segment
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
@@ -59,7 +67,8 @@ class SyncEncoder(nn.Module):
         B, S = seg.shape[:2]
         flat = seg.flatten(0, 1)
         # each chunk of n segments runs as one clip of n segments: (1, n, 16, C, H, W) -> (1, n, t, D)
-        outs = [self.model(flat[c, None].transpose(0, 1))[0] for c in _chunks(B * S, self.chunk_size)]
+        outs = [self.model(flat[c, None].transpose(0, 1))[0]
+                for c in _progress(_chunks(B * S, self.chunk_size), B * S, self.chunk_size, self.progress)]
         out = torch.cat(outs)  # (B*S, t, D)
         return out.reshape(B, -1, out.shape[-1])  # (B, S*t, D)
 
@@ -76,6 +85,7 @@ class SegAwareSyncEncoder(nn.Module):
     def __init__(self, model: SynchformerWithContext, chunk_size: int = 40, focal_mode: FocalMode = "default"):
         super().__init__()
         self.model, self.chunk_size, self.focal_mode = model, chunk_size, focal_mode
+        self.progress = False  # set by the pipeline for interactive runs
         self.segment = model.cfg.frames_per_segment
 
     def forward(
@@ -95,7 +105,7 @@ class SegAwareSyncEncoder(nn.Module):
         B, S = segs[0].shape[:2]
         flat = [s.flatten(0, 1) for s in segs]  # (B*S, 16, C, H, W)
         outs = []
-        for c in _chunks(B * S, self.chunk_size):
+        for c in _progress(_chunks(B * S, self.chunk_size), B * S, self.chunk_size, self.progress):
             x, m, dx, dm = (f[c, None].transpose(0, 1) for f in flat)  # (1, n, 16, C, H, W)
             outs.append(self.model(x, m, dx, dm)[0])  # (n, t, D)
         out = torch.cat(outs)
