@@ -206,7 +206,7 @@ def cmd_weights_verify(args) -> int:
 def _add_demo(sub) -> None:
     p = sub.add_parser("demo", help="render a toy multi-object scene and generate each object's sound")
     p.add_argument("-o", "--output", default="saganet_demo")
-    p.add_argument("--seed", type=int, default=7, help="which test scene to render")
+    p.add_argument("--seed", type=int, default=0, help="which test scene to render (index into the test_diff split)")
     p.add_argument("--overwrite", action="store_true")
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(func=cmd_demo)
@@ -245,6 +245,7 @@ def _add_toyworld(sub) -> None:
     e.add_argument("--steps", type=int, default=25)
     e.add_argument("--cfg", type=float, default=4.5, dest="cfg_strength")
     e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--workers", type=int, default=2, help="processes (one core each)")
     e.add_argument("-q", "--quiet", action="store_true")
     e.set_defaults(func=cmd_toy_evaluate)
 
@@ -271,7 +272,8 @@ def cmd_toy_evaluate(args) -> int:
     from saganet.toyworld.evaluate import evaluate_models
 
     table = evaluate_models(args.output, n=args.n, saganet_ckpt=args.saganet, baseline_ckpt=args.baseline,
-                            steps=args.steps, cfg_strength=args.cfg_strength, seed=args.seed, quiet=args.quiet)
+                            steps=args.steps, cfg_strength=args.cfg_strength, seed=args.seed, quiet=args.quiet,
+                            workers=args.workers)
     print(table)
     return 0
 

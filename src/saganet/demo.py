@@ -23,7 +23,7 @@ from saganet.toyworld.world import WorldConfig
 log = logging.getLogger(__name__)
 
 
-def run_demo(out_dir: str | Path, seed: int = 7, overwrite: bool = False, quiet: bool = False,
+def run_demo(out_dir: str | Path, seed: int = 0, overwrite: bool = False, quiet: bool = False,
              variant: str = "toy") -> str:
     out = Path(out_dir)
     scene = make_scene("multi_diff", SPLITS["test_diff"][1], seed)

@@ -60,33 +60,56 @@ def _fmt(ci: tuple[float, float, float]) -> str:
     return f"{m:.3f} [{lo:.3f}, {hi:.3f}]"
 
 
-def evaluate_models(out_dir: str | Path, n: int = 200, saganet_ckpt: str | None = None,
-                    baseline_ckpt: str | None = None, steps: int = 25, cfg_strength: float = 4.5, seed: int = 0,
-                    quiet: bool = False) -> str:
-    """Evaluate both models on `n` scenes of each test kind; writes `results.json` and `table.md`."""
+def _load(ckpt: str | None, variant: str) -> AudioGenerator:
     from saganet.toyworld.model import ToyModelConfig
     from saganet.variants import build_toy, load_toy_file
 
-    def load(ckpt: str | None, variant: str) -> AudioGenerator:
-        if ckpt is None:
-            return build_toy(variant)
-        meta = json.loads(Path(ckpt).with_suffix(".json").read_text())
-        return load_toy_file(ckpt, ToyModelConfig.from_dict(meta["model"]))
+    if ckpt is None:
+        return build_toy(variant)
+    meta = json.loads(Path(ckpt).with_suffix(".json").read_text())
+    return load_toy_file(ckpt, ToyModelConfig.from_dict(meta["model"]))
 
-    models = {"SAGANet-tiny (mask)": load(saganet_ckpt, "toy"), "baseline (no mask)": load(baseline_ckpt, "toy_baseline")}
+
+def _generate_task(task: tuple) -> np.ndarray:
+    """One (model, test kind) generation; runs in a worker process with one thread."""
+    ckpt, variant, split, n, opt = task
+    torch.set_num_threads(1)
+    arrays = generate_arrays(n, seed=SPLITS[split][1], kind=KIND_OF_SPLIT[split])
+    return generate_for_arrays(_load(ckpt, variant), arrays, opt)
+
+
+SYSTEMS = {"SAGANet-tiny (mask)": "toy", "baseline (no mask)": "toy_baseline"}
+
+
+def evaluate_models(out_dir: str | Path, n: int = 200, saganet_ckpt: str | None = None,
+                    baseline_ckpt: str | None = None, steps: int = 25, cfg_strength: float = 4.5, seed: int = 0,
+                    quiet: bool = False, workers: int = 2) -> str:
+    """Evaluate both models on `n` scenes of each test kind; writes `results.json` and `table.md`.
+
+    The four (model, kind) generations run in `workers` processes (one core each).
+    """
+    import multiprocessing as mp
+
+    ckpts = {"SAGANet-tiny (mask)": saganet_ckpt, "baseline (no mask)": baseline_ckpt}
     opt = GenerationOptions(cfg_strength=cfg_strength, steps=steps, seed=seed, progress=False)
+    tasks = [(ckpts[name], variant, split, n, opt) for split in KIND_OF_SPLIT for name, variant in SYSTEMS.items()]
+    if workers > 1:
+        with mp.get_context("spawn").Pool(workers) as pool:
+            generated = list(tqdm(pool.imap(_generate_task, tasks), total=len(tasks), desc="evaluate", disable=quiet))
+    else:
+        generated = [_generate_task(t) for t in tqdm(tasks, desc="evaluate", disable=quiet)]
     templates = build_class_templates()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     results: dict = {"n_scenes": n, "steps": steps, "cfg_strength": cfg_strength, "seed": seed, "kinds": {}}
     lines = ["| test kind | system | class accuracy ↑ | onset F1 ↑ | distractor onset F1 ↓ | log-mel dist ↓ | rows |",
              "|---|---|---|---|---|---|---|"]
+    it = iter(generated)
     for split, kind in KIND_OF_SPLIT.items():
         arrays = generate_arrays(n, seed=SPLITS[split][1], kind=kind)
         systems = {"target stem (upper bound)": arrays.target, "mixture": arrays.mix}
-        for name, model in models.items():
-            log.info("generating %s for %d %s rows", name, len(arrays), kind)
-            systems[name] = generate_for_arrays(model, arrays, opt, quiet=quiet)
+        for name in SYSTEMS:
+            systems[name] = next(it)
         results["kinds"][kind] = {}
         for name, wavs in systems.items():
             rows = score_rows(arrays, wavs, templates)
