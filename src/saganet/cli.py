@@ -220,6 +220,26 @@ def cmd_demo(args) -> int:
     return 0
 
 
+def _add_ui(sub) -> None:
+    p = sub.add_parser("ui", help="web UI (Gradio, `pip install saganet[web]`) on a local port")
+    p.add_argument("-o", "--output", default="saganet_ui_out", help="folder for the runs")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=7860)
+    p.add_argument("--variant", default="toy", help="variant selected at start")
+    p.set_defaults(func=cmd_ui)
+
+
+def cmd_ui(args) -> int:
+    try:
+        import gradio  # noqa: F401
+    except ImportError as e:
+        raise SaganetError("the web UI needs Gradio: pip install 'saganet[web]'") from e
+    from saganet.webui import launch
+
+    launch(args.output, host=args.host, port=args.port, variant=args.variant)
+    return 0
+
+
 def _add_toyworld(sub) -> None:
     p = sub.add_parser("toyworld", help="the synthetic segmented-solos world: write, train, evaluate")
     tsub = p.add_subparsers(dest="toy_command", required=True)
@@ -288,6 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_weights(sub)
     _add_demo(sub)
     _add_toyworld(sub)
+    _add_ui(sub)
     return p
 
 
