@@ -7,21 +7,15 @@ BigVGAN v2 (44 kHz, 128 bands, 512x) -> waveform (1, 221184). Prints wall times 
 from __future__ import annotations
 
 import argparse
-import resource
-import sys
 import time
 
 import torch
 
+from memory import peak_rss_mib  # benchmarks/memory.py (scripts run from benchmarks/ on sys.path)
 from saganet.codec import MelVAECodec
 from saganet.models.bigvgan import BIGVGAN_V2_44K, BigVGAN
 from saganet.models.mel import MelConverter
 from saganet.models.vae import VAE
-
-
-def peak_rss_mib() -> float:
-    kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
-    return kb / 1024 if sys.platform != "darwin" else kb / 2**20
 
 
 def main() -> None:

@@ -10,20 +10,14 @@ batched (2B) call, and the peak RSS of the process.
 from __future__ import annotations
 
 import argparse
-import resource
-import sys
 import time
 
 import torch
 
+from memory import peak_rss_mib  # benchmarks/memory.py (scripts run from benchmarks/ on sys.path)
 from saganet.configs import dit_config
 from saganet.models.dit import MMDiT
 from saganet.sampling import guided_velocity, sample
-
-
-def peak_rss_mb() -> float:
-    r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return r / 1024 / 1024 if sys.platform == "darwin" else r / 1024  # bytes on macOS, KiB on Linux
 
 
 @torch.no_grad()
@@ -54,7 +48,7 @@ def bench(variant: str, steps: int, duration: float | None, batch: int, cfg_stre
         dt = (time.perf_counter() - t0) / steps
         mode = "1 batched call (2B)" if batched else "2 calls"
         print(f"  Euler step with CFG, {mode}: {dt:.3f} s/step")
-    print(f"  peak RSS: {peak_rss_mb():.0f} MB")
+    print(f"  peak RSS: {peak_rss_mib():.0f} MB")
 
 
 def main(argv: list[str] | None = None) -> None:

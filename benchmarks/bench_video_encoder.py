@@ -9,21 +9,15 @@ and the peak resident memory. Usage:
 from __future__ import annotations
 
 import argparse
-import resource
-import sys
 import time
 
 import torch
 
+from memory import peak_rss_mib  # benchmarks/memory.py (scripts run from benchmarks/ on sys.path)
 from saganet.focal import focal_crop
 from saganet.models.motionformer import MotionFormerConfig, Synchformer
 from saganet.models.segaware import SynchformerWithContext
 from saganet.models.sync_encoder import SegAwareSyncEncoder, SyncEncoder, num_segments
-
-
-def peak_rss_mib() -> float:
-    kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
-    return kb / 1024 if sys.platform != "darwin" else kb / 2**20
 
 
 def main() -> None:
