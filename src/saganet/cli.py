@@ -101,15 +101,17 @@ def run_generation(args, video: str, masks: list[str], selects: list[str], names
                              sampler=args.sampler, seed=args.seed, mask_away_clip=args.mask_away_clip,
                              progress=not args.quiet)
     opts.validate()
-    probe_video(video)  # a bad video fails before the model loads
+    probe_video(video)  # a bad video or a missing mask fails before the model loads
+    from saganet.variants import is_segaware
+
+    if is_segaware(args.variant) and not specs:
+        raise InputError("give at least one object mask with --mask (this variant is segmentation-aware)")
     pipe = _pipeline(args, cache)
     decoded = pipe.load_video(video, start=args.start, duration=args.duration,
                               geometry="center_crop" if args.center_crop else "squash",
                               allow_longer=args.allow_longer, quiet=args.quiet)
     objs = []
     if pipe.model.segaware:
-        if not specs:
-            raise InputError("give at least one object mask with --mask (this variant is segmentation-aware)")
         from saganet.io.masks import load_masks
 
         objs = load_masks(specs, decoded, pad=args.pad_masks, strict=args.strict_masks, keep_raw=args.overlay_masks)
@@ -173,7 +175,8 @@ def cmd_weights_list(args) -> int:
     print(f"cache: {weights.cache_dir()}")
     for name, e in weights.REGISTRY.items():
         have = "present" if (weights.cache_dir() / name).is_file() else "missing"
-        print(f"{name:32s} {e.size / 1e6:9.0f} MB  md5 {e.md5 or '-':32s}  {have}")
+        size = f"{e.size / 1e6:9.0f} MB" if e.size else "  size n/a"
+        print(f"{name:32s} {size}  md5 {e.md5 or '-':32s}  {have}")
     for key, hub in weights.HUB_MODELS.items():
         print(f"{key:32s} hub {hub.repo_id}")
     print("variants: " + ", ".join(weights.VARIANTS))

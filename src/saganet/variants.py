@@ -55,6 +55,11 @@ def canonical(variant: str) -> str:
     return v
 
 
+def is_segaware(variant: str) -> bool:
+    """Whether the variant's video encoder takes object masks (known without loading any weights)."""
+    return canonical(variant) in (*SAGANET_FILES, "toy", "tiny")
+
+
 def _clip_encoder() -> clip_models.ClipEncoder:
     folder = weights.resolve_hub("clip")
     return clip_models.from_checkpoint(folder)
