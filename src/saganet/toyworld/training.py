@@ -109,11 +109,14 @@ def set_latent_stats(model: AudioGenerator, latents: torch.Tensor) -> None:
     model.dit.latent_std.data.copy_(flat.std(0).clamp(min=1e-3).view_as(model.dit.latent_std))
 
 
-def save_toy_checkpoint(model: AudioGenerator, cfg: ToyModelConfig, path: str | Path, meta: dict) -> None:
-    """Weights as safetensors plus `<name>.json` with the model config and how it was made."""
+def save_toy_checkpoint(model: AudioGenerator, cfg: ToyModelConfig, path: str | Path, meta: dict,
+                        dtype: torch.dtype = torch.float16) -> None:
+    """Weights as safetensors (float16 by default: half the size to ship; loading casts back to the
+    model's float32) plus `<name>.json` with the model config and how it was made."""
     path = Path(path)
     with atomic_path(path) as tmp:
-        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp))
+        save_file({k: (v.to(dtype) if v.is_floating_point() else v).contiguous()
+                   for k, v in model.state_dict().items()}, str(tmp))
     atomic_write_text(path.with_suffix(".json"), json.dumps({"model": cfg.to_dict(), **meta}, indent=1))
 
 
