@@ -118,3 +118,10 @@ def test_mix_gains_and_peak_safety():
     loud = mix_stems(stems * 3)
     assert float(loud.abs().max()) == pytest.approx(0.99)
     assert float(stems.max()) == pytest.approx(0.4)  # stems keep their own levels
+
+
+def test_bfloat16_networks(urmp_inputs):
+    video, masks = urmp_inputs
+    pipe = SAGANetPipeline(build_tiny(), "tiny", dtype=torch.bfloat16)
+    res = pipe.generate(video, masks[:1], GenerationOptions(steps=2, progress=False))
+    assert res.stems.dtype == torch.float32 and torch.isfinite(res.stems).all()
