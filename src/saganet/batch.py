@@ -1,8 +1,8 @@
 """Batch generation: a jobs file (JSONL or CSV) run job by job, resumable.
 
 A job is finished when its output folder holds `run.json`; finished jobs are skipped on a rerun.
-A failing job is recorded (in `<batch_out>/batch_failures.jsonl`) with its one-line error and the
-batch goes on; a summary is returned at the end.
+A failing job is recorded (in `<batch_out>/batch_failures.jsonl`, rewritten by every run) with its
+one-line error and the batch goes on; a summary is returned at the end.
 """
 
 from __future__ import annotations
@@ -102,6 +102,7 @@ def run_batch(jobs: list[Job], run_one: Callable[[Job], None], out_root: str | o
     out_root = Path(out_root)
     out_root.mkdir(parents=True, exist_ok=True)
     failures_file = out_root / "batch_failures.jsonl"
+    failures_file.unlink(missing_ok=True)  # it lists the failures of this run (failed jobs are retried)
     summary = BatchSummary()
     for i, job in enumerate(tqdm(jobs, desc="jobs", disable=quiet)):
         if job.done:

@@ -129,6 +129,27 @@ def run_generation(args, video: str, masks: list[str], selects: list[str], names
                          run_info=run_info, start=args.start)
 
 
+# Options a batch job may set for itself (field -> (argparse dest, type)); the command line gives the rest.
+JOB_OPTIONS = {"seed": ("seed", int), "steps": ("steps", int), "cfg": ("cfg_strength", float),
+               "sampler": ("sampler", str), "start": ("start", float), "duration": ("duration", float),
+               "variant": ("variant", str)}
+
+
+def _job_args(args: argparse.Namespace, options: dict) -> argparse.Namespace:
+    """`args` with a job's own options applied; an unknown field fails the job instead of being ignored."""
+    over = {}
+    for key, value in options.items():
+        if key not in JOB_OPTIONS:
+            raise InputError(f"unknown job field '{key}': a job may set video, masks, names, output, prompt, "
+                             f"negative_prompt, {', '.join(JOB_OPTIONS)}")
+        dest, kind = JOB_OPTIONS[key]
+        try:
+            over[dest] = kind(value)
+        except (TypeError, ValueError) as e:
+            raise InputError(f"job field '{key}' must be {kind.__name__}, got {value!r}") from e
+    return argparse.Namespace(**{**vars(args), **over})
+
+
 def cmd_generate(args) -> int:
     cache: dict = {}
     if args.batch:
@@ -137,8 +158,8 @@ def cmd_generate(args) -> int:
         jobs = read_jobs(args.batch, args.output)
 
         def run_one(job) -> None:
-            run_generation(args, job.video, job.masks, [], job.names, job.output, job.prompt or args.prompt,
-                           job.negative_prompt or args.negative_prompt, cache)
+            run_generation(_job_args(args, job.options), job.video, job.masks, [], job.names, job.output,
+                           job.prompt or args.prompt, job.negative_prompt or args.negative_prompt, cache)
 
         summary = run_batch(jobs, run_one, args.output, quiet=args.quiet)
         print(f"batch: {summary.line()}")

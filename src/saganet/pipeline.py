@@ -172,7 +172,10 @@ def sample_audio(model: AudioGenerator, clip_f: torch.Tensor, sync_f: torch.Tens
     """Conditions `(B, ...)` -> waveforms `(B, L)`: seeded noise, ODE sampling with CFG, codec decode."""
     dit, dev = model.dit, clip_f.device
     g = torch.Generator(device=dev).manual_seed(opt.seed)
-    x0 = torch.randn(len(clip_f), model.seq.latent_seq_len, dit.cfg.latent_dim, generator=g, device=dev)
+    # One draw per row: torch.randn(B, n) does not start with torch.randn(1, n) when n % 16 != 0 (CPU
+    # normal fill works in blocks of 16), so a batched object would not match its single-object run.
+    shape = (1, model.seq.latent_seq_len, dit.cfg.latent_dim)
+    x0 = torch.cat([torch.randn(shape, generator=g, device=dev) for _ in range(len(clip_f))])
     latent = generate_latents(dit, clip_f, sync_f, text_f, x0.to(clip_f.dtype), steps=opt.steps,
                               cfg_strength=opt.cfg_strength, method=opt.sampler,
                               negative_text_features=negative_text_f, progress=opt.progress)

@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 
@@ -37,6 +39,7 @@ from saganet.models.sync_encoder import (
 )
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 SAGANET_FILES = {"saganet_small": ("small_44k_sa", "saganet.pth"),
                  "saganet_small_no_lora": ("small_44k_sa_no_lora", "saganet_no_lora.pth")}
@@ -73,25 +76,47 @@ def _codec(mode: str) -> MelVAECodec:
                                   need_encoder=False)
 
 
+def _load_cached(name: str, variant: str, load: Callable[[dict], T]) -> T:
+    """Read the cached registry file `name` and hand it to `load`; a failure names the file and the fix."""
+    path = weights.resolve(name)
+    try:
+        try:
+            state = read_checkpoint(path)
+        except CheckpointError as e:  # torch's unpickling message is long and suggests weights_only=False
+            log.debug("%s", e)
+            raise CheckpointError("not a readable PyTorch checkpoint") from e
+        return load(state)
+    except CheckpointError as e:
+        # Hash only on failure (the files are GBs): a file that fails its MD5 is corrupt or not the release.
+        fix = (f"it fails its MD5 check (corrupt, tampered or another file): delete it and run "
+               f"`saganet weights download {variant}`") if not weights.verify(path) else (
+               "it passes its MD5 check, so this is a bug in saganet: please report it")
+        raise CheckpointError(f"cannot use {name} from {path.parent} ({str(e).splitlines()[0]}); {fix}") from e
+
+
 def build_released(variant: str) -> AudioGenerator:
     """The released SAGANet / MMAudio model from the weights cache (downloading unless offline)."""
     v = canonical(variant)
     if v in SAGANET_FILES:
         dit_name, file = SAGANET_FILES[v]
-        ckpt = read_checkpoint(weights.resolve(file))
-        if "network" not in ckpt or "synchformer" not in ckpt:
-            raise CheckpointError(f"{file} lacks its 'network'/'synchformer' entries: is it a SAGANet checkpoint?")
-        dit = MMDiT(dit_config(dit_name))
-        load_dit_state_dict(dit, ckpt, lora_merged=True)  # released LoRA weights are already merged (Q3)
-        enc = SynchformerWithContext(MotionFormerConfig.full())
-        load_saganet_synchformer(enc, ckpt["synchformer"])
+
+        def load_saganet(ckpt: dict) -> tuple[MMDiT, SynchformerWithContext]:
+            if "network" not in ckpt or "synchformer" not in ckpt:
+                raise CheckpointError("no 'network'/'synchformer' entries: not a SAGANet checkpoint")
+            dit = MMDiT(dit_config(dit_name))
+            load_dit_state_dict(dit, ckpt, lora_merged=True)  # released LoRA weights are already merged (Q3)
+            enc = SynchformerWithContext(MotionFormerConfig.full())
+            load_saganet_synchformer(enc, ckpt["synchformer"])
+            return dit, enc
+
+        dit, enc = _load_cached(file, v, load_saganet)
         sync: SegAwareSyncEncoder | SyncEncoder = SegAwareSyncEncoder(enc)
         seq, mode = CONFIG_44K_SA, "44k"
     else:
         dit = MMDiT(dit_config(v))
-        load_dit_state_dict(dit, read_checkpoint(weights.resolve(f"mmaudio_{v}.pth")))
+        _load_cached(f"mmaudio_{v}.pth", v, lambda sd: load_dit_state_dict(dit, sd))
         plain = Synchformer(MotionFormerConfig.full())
-        load_mmaudio_synchformer(plain, read_checkpoint(weights.resolve("synchformer_state_dict.pth")))
+        _load_cached("synchformer_state_dict.pth", v, lambda sd: load_mmaudio_synchformer(plain, sd))
         sync = SyncEncoder(plain)
         seq, mode = (CONFIG_16K, "16k") if v == "small_16k" else (CONFIG_44K, "44k")
     clip = _clip_encoder()
@@ -126,6 +151,20 @@ def load_toy_file(path: str | Path, cfg) -> AudioGenerator:
 # Tiny random models of the real classes (tests, benchmarks): tiny open_clip, MotionFormer and codec.
 TINY_CLIP_CFG = {"embed_dim": 32, "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "head_width": 16, "patch_size": 16},
                  "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1}}
+# Parameters that start at zero in a fresh model (adaLN-zero modulation, the DiT's final layer, the mask patch
+# embedding and gates of the segmentation-aware encoder, Pitfall 4). Left at zero, the random tiny model's
+# velocity is 0 and its masks are ignored: its audio would not depend on the video, masks or text at all.
+# They are drawn at random instead, and the DiT's sync input is amplified so that masks change the audio.
+TINY_GATE_STD = 0.1
+TINY_SYNC_GAIN = 10.0
+TINY_ZERO_GATES = ("adaLN_modulation", "final_layer", "patch_embed_3d_mask", "attn_factor", "mlp_factor")
+
+
+def _randomise_zero_gates(module: torch.nn.Module, std: float, generator: torch.Generator) -> None:
+    with torch.no_grad():
+        for name, p in module.named_parameters():
+            if any(k in name for k in TINY_ZERO_GATES) and not p.any():
+                p.normal_(0.0, std, generator=generator)
 
 
 def build_tiny(segaware: bool = True, seed: int = 0, duration: float = 2.0) -> AudioGenerator:
@@ -141,6 +180,11 @@ def build_tiny(segaware: bool = True, seed: int = 0, duration: float = 2.0) -> A
                                        text_seq_len=TINY_CLIP_CFG["text_cfg"]["context_length"]).with_seq(seq)
     dit = MMDiT(cfg, latent_mean=torch.zeros(8), latent_std=torch.ones(8), empty_string_feat=clip.encode_text([""])[0])
     sync = SegAwareSyncEncoder(SynchformerWithContext(enc_cfg)) if segaware else SyncEncoder(Synchformer(enc_cfg))
+    g = torch.Generator().manual_seed(seed)
+    _randomise_zero_gates(dit, TINY_GATE_STD, g)
+    _randomise_zero_gates(sync, TINY_GATE_STD, g)
+    with torch.no_grad():  # random sync features are small next to the timestep embedding: make masks audible
+        dit.sync_input_proj[0].weight.mul_(TINY_SYNC_GAIN)
     return AudioGenerator(dit, sync, clip, clip, codec, seq, clip_size=32, sync_size=enc_cfg.img_size).eval()
 
 

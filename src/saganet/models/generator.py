@@ -43,11 +43,14 @@ class AudioGenerator(nn.Module):
 
     def __init__(self, dit: MMDiT, sync_encoder: SegAwareSyncEncoder | SyncEncoder, frame_encoder: nn.Module,
                  text_encoder: nn.Module, codec: nn.Module, seq: SequenceConfig, clip_size: int, sync_size: int,
-                 focal_mode: FocalMode = "default") -> None:
+                 focal_mode: FocalMode = "default", use_clip_frames: bool = True) -> None:
         super().__init__()
         self.dit, self.sync_encoder, self.codec = dit, sync_encoder, codec
         self.frame_encoder, self.text_encoder = frame_encoder, text_encoder
         self.seq, self.clip_size, self.sync_size, self.focal_mode = seq, clip_size, sync_size, focal_mode
+        # False: the model was trained with the learned empty CLIP feature in place of frames (the
+        # reference's --mask_away_clip); full-frame CLIP features cannot say which object is meant.
+        self.use_clip_frames = use_clip_frames
 
     @property
     def segaware(self) -> bool:
@@ -87,7 +90,9 @@ class AudioGenerator(nn.Module):
         return self.sync_encoder(frames, masks, detail_frames, detail_masks)
 
     def encode_clip(self, frames: torch.Tensor) -> torch.Tensor:
-        """`frames (B, Tc, 3, H, W)` in [0, 1] -> `(B, Tc, Dc)`."""
+        """`frames (B, Tc, 3, H, W)` in [0, 1] -> `(B, Tc, Dc)` (the empty feature if frames are not used)."""
+        if not self.use_clip_frames:
+            return self.dit.get_empty_clip_sequence(frames.shape[0]).to(frames.dtype)
         return self.frame_encoder.encode_frames(frames)
 
     def encode_text(self, texts: list[str]) -> torch.Tensor:

@@ -41,7 +41,8 @@ def generate_for_arrays(model: AudioGenerator, arrays: ToyArrays, opt: Generatio
         text_f = b["text_f"].clone()
         empty = [i for i, p in enumerate(arrays.prompt[s:s + batch]) if not p]
         text_f[empty] = model.dit.empty_string_feat.to(text_f)
-        outs.append(sample_audio(model, b["clip_f"], sync_f, text_f, opt).numpy())
+        clip_f = b["clip_f"] if model.use_clip_frames else model.dit.get_empty_clip_sequence(len(text_f))
+        outs.append(sample_audio(model, clip_f, sync_f, text_f, opt).numpy())
     wav = np.concatenate(outs)
     return wav[:, : arrays.target.shape[1]]
 

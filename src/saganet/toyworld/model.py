@@ -68,6 +68,7 @@ class ToyModelConfig:
     """Sizes of the toy model; `segaware=False` is the MMAudio-style baseline (no masks)."""
 
     segaware: bool = True
+    use_clip_frames: bool = True  # False: the empty CLIP feature instead of frames, at training and generation
     duration: float = 2.56
     sample_rate: int = 16_000
     hop: int = 256
@@ -115,4 +116,4 @@ def build_toy_model(cfg: ToyModelConfig) -> AudioGenerator:
                 empty_string_feat=text.encode_text([""])[0])
     codec = ToyMelCodec(cfg.sample_rate, n_fft=4 * cfg.hop, hop=cfg.hop, n_mels=cfg.n_mels)
     return AudioGenerator(dit, sync_encoder, ToyFrameFeatures(), text, codec, cfg.seq(),
-                          clip_size=cfg.clip_size, sync_size=cfg.frame_size)
+                          clip_size=cfg.clip_size, sync_size=cfg.frame_size, use_clip_frames=cfg.use_clip_frames)

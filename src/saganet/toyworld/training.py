@@ -122,12 +122,13 @@ def save_toy_checkpoint(model: AudioGenerator, cfg: ToyModelConfig, path: str | 
 
 def train_toy_model(out_dir: str | Path, segaware: bool, n_train: int = 1200, n_val: int = 64, steps: int = 3000,
                     batch_size: int = 16, lr: float = 5e-4, max_minutes: float | None = None, seed: int = 0,
-                    world: WorldConfig | None = None, quiet: bool = False, command: str = ""
-                    ) -> tuple[AudioGenerator, list[dict]]:
+                    world: WorldConfig | None = None, quiet: bool = False, command: str = "",
+                    use_clip_frames: bool = False) -> tuple[AudioGenerator, list[dict]]:
     """Train SAGANet-tiny (`segaware=True`) or the mask-free baseline on solo clips from scratch."""
     torch.manual_seed(seed)
     world = world or WorldConfig()
-    cfg = ToyModelConfig(segaware=segaware, duration=world.duration, sample_rate=world.sample_rate)
+    cfg = ToyModelConfig(segaware=segaware, duration=world.duration, sample_rate=world.sample_rate,
+                         use_clip_frames=use_clip_frames)
     model = build_toy_model(cfg)
     train = compute_features(model, generate_arrays(n_train, seed=1000 + seed, kind="solo", cfg=world),
                              progress=not quiet)
@@ -158,13 +159,14 @@ def _train_worker(kwargs: dict) -> str:
 
 
 def train_both(out_dir: str | Path, minutes: float = 55.0, steps: int = 1200, seed: int = 0, n_train: int = 1200,
-               batch_size: int = 16, parallel: bool = True, command: str = "") -> None:
+               batch_size: int = 16, parallel: bool = True, command: str = "", use_clip_frames: bool = False) -> None:
     """Train SAGANet-tiny and the baseline identically, in two processes (one core each) when `parallel`."""
     import multiprocessing as mp
 
     out = Path(out_dir)
     jobs = [dict(out_dir=str(out / name), segaware=sa, n_train=n_train, steps=steps, batch_size=batch_size,
-                 max_minutes=minutes, seed=seed, quiet=True, command=command) for name, sa in (("saganet", True), ("baseline", False))]
+                 max_minutes=minutes, seed=seed, quiet=True, command=command,
+                 use_clip_frames=use_clip_frames) for name, sa in (("saganet", True), ("baseline", False))]
     if not parallel:
         for j in jobs:
             _train_worker(j)

@@ -81,7 +81,9 @@ class FlowTrainModule(nn.Module):
         x1 = m.dit.normalize(latent)
         sync_f = m.encode_sync(batch["sync_frames"], batch.get("masks"), batch.get("detail_frames"),
                                batch.get("detail_masks"))
-        out = flow_matching_loss(m.dit, x1, batch["clip_f"], sync_f, batch["text_f"], x0=x0, t=t,
+        # a model that does not use CLIP frames always gets the (learned) empty CLIP feature
+        clip_f = batch["clip_f"] if m.use_clip_frames else m.dit.get_empty_clip_sequence(len(x1))
+        out = flow_matching_loss(m.dit, x1, clip_f, sync_f, batch["text_f"], x0=x0, t=t,
                                  null_video_p=cfg.null_video_p, null_text_p=cfg.null_text_p, generator=generator)
         return out.mean_loss
 
