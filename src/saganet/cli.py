@@ -280,6 +280,8 @@ def _add_toyworld(sub) -> None:
     t.add_argument("--n-train", type=int, default=1200)
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--sequential", action="store_true", help="one after the other instead of in parallel")
+    t.add_argument("--clip-frames", action="store_true",
+                   help="also condition on (fixed) full-frame CLIP-like features; default: the empty feature")
     t.set_defaults(func=cmd_toy_train)
     e = tsub.add_parser("evaluate", help="evaluate SAGANet-tiny vs the baseline on test scenes; writes a table")
     e.add_argument("-n", type=int, default=200, help="scenes per test kind")
@@ -305,9 +307,10 @@ def cmd_toy_train(args) -> int:
     from saganet.toyworld.training import train_both
 
     command = (f"saganet toyworld train -o {args.output} --minutes {args.minutes:g} --steps {args.steps} "
-               f"--n-train {args.n_train} --seed {args.seed}" + (" --sequential" if args.sequential else ""))
+               f"--n-train {args.n_train} --seed {args.seed}" + (" --sequential" if args.sequential else "")
+               + (" --clip-frames" if args.clip_frames else ""))
     train_both(args.output, minutes=args.minutes, steps=args.steps, seed=args.seed, n_train=args.n_train,
-               parallel=not args.sequential, command=command)
+               parallel=not args.sequential, command=command, use_clip_frames=args.clip_frames)
     print(f"checkpoints in {args.output}/saganet and {args.output}/baseline")
     return 0
 
@@ -349,6 +352,10 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except SaganetError as e:
         print(f"saganet: error: {str(e).splitlines()[0]}", file=sys.stderr)
+        return 2
+    except OSError as e:  # disk full, permissions, vanished files: the environment, not a bug of ours
+        where = f" ({e.filename})" if e.filename else ""
+        print(f"saganet: error: {e.strerror or e}{where}: check the path and free space", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("saganet: interrupted", file=sys.stderr)
