@@ -158,7 +158,7 @@ def _train_worker(kwargs: dict) -> str:
     return "saganet" if kwargs["segaware"] else "baseline"
 
 
-def train_both(out_dir: str | Path, minutes: float = 45.0, steps: int = 1000, seed: int = 0, n_train: int = 1200,
+def train_both(out_dir: str | Path, minutes: float = 57.0, steps: int = 1700, seed: int = 0, n_train: int = 1200,
                batch_size: int = 16, parallel: bool = True, command: str = "", use_clip_frames: bool = False) -> None:
     """Train SAGANet-tiny and the baseline identically, in two processes (one core each) when `parallel`."""
     import multiprocessing as mp
