@@ -88,7 +88,7 @@ def test_ddp_two_processes(tmp_path):
         sys.path.insert(0, {os.path.dirname(__file__)!r})
         torch.set_num_threads(1)
         import torch.distributed as dist
-        from saganet.train.trainer import init_distributed
+        from saganet.train.trainer import init_distributed, shutdown_distributed
         from saganet.train import TrainConfig, Trainer
         from test_trainer import _setup
         rank, world = init_distributed()
@@ -96,14 +96,17 @@ def test_ddp_two_processes(tmp_path):
         model, feats, batches = _setup(n=4)
         cfg = TrainConfig(out_dir={str(tmp_path / 'run')!r}, steps=2, batch_size=2, warmup_steps=0,
                           encoder_mode="all", log_every=1, ckpt_every=2)
-        Trainer(model, batches, cfg).fit(quiet=True)
+        trainer = Trainer(model, batches, cfg)
+        trainer.fit(quiet=True)
         # DDP keeps replicas identical: compare a parameter across ranks
         p = next(model.dit.parameters()).detach().clone()
         other = [torch.zeros_like(p) for _ in range(world)]
         dist.all_gather(other, p)
         assert torch.equal(other[0], other[1])
-        dist.destroy_process_group()
-        print("rank", rank, "ok")
+        trainer.close()
+        shutdown_distributed()
+        sys.stdout.write(f"rank {{rank}} ok\\n")  # one write per line: the two ranks share a pipe
+        sys.stdout.flush()
     """))
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",

@@ -5,11 +5,13 @@ CLIP/text features and audio latents come precomputed with the batch, then the f
 with CFG dropout (reference §4, §10). AdamW, linear warm-up then step decay, gradient clipping,
 periodic validation on fixed noise, checkpoints (atomic) that resume exactly where they stopped.
 Runs under `torchrun` too: the loss module is wrapped in DistributedDataParallel when a process
-group is up, each rank draws its own batches, rank 0 logs and saves.
+group is up, each rank draws its own batches, rank 0 logs and saves. Start with `init_distributed()`,
+end with `trainer.close()` and `shutdown_distributed()`.
 """
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import os
@@ -233,6 +235,15 @@ class Trainer:
         bar.close()
         return self.history
 
+    def close(self) -> None:
+        """Drop the DDP wrapper, so its reducer (which holds the process group) is freed before the group is.
+
+        Left to interpreter exit, gloo's worker threads can be torn down after Python is gone and abort
+        the process ("terminate called without an active exception").
+        """
+        if isinstance(self.module, torch.nn.parallel.DistributedDataParallel):
+            self.module = self.module.module
+
 
 def init_distributed() -> tuple[int, int]:
     """Initialise torch.distributed from torchrun's environment (gloo on CPU, nccl on GPUs)."""
@@ -240,5 +251,14 @@ def init_distributed() -> tuple[int, int]:
         return (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
     dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
     return dist.get_rank(), dist.get_world_size()
+
+
+def shutdown_distributed() -> None:
+    """End a torchrun job cleanly: free unreachable DDP objects, wait for every rank, destroy the group."""
+    if not dist.is_initialized():
+        return
+    gc.collect()  # a DDP reducer kept alive by a reference cycle would outlive the group otherwise
+    dist.barrier()
+    dist.destroy_process_group()
 
 
