@@ -12,6 +12,7 @@ import torch
 from saganet.cli import main
 from saganet.toyworld.codec import ToyMelCodec
 from saganet.toyworld.model import ToyFrameFeatures, ToyTextEncoder
+from saganet.toyworld.training import RECIPE_MINUTES, RECIPE_N_TRAIN, RECIPE_STEPS
 from saganet.variants import build_toy, toy_checkpoint_path
 
 
@@ -44,6 +45,9 @@ def test_shipped_checkpoints_load_strictly(variant):
     name = "saganet_tiny" if variant == "toy" else "baseline_tiny"
     meta = json.loads(toy_checkpoint_path(name).with_suffix(".json").read_text())
     assert meta["command"].startswith("saganet toyworld train") and "seed" in meta
+    # the shipped models were made by the recipe that `saganet toyworld train` runs by default
+    assert f"--minutes {RECIPE_MINUTES:g} --steps {RECIPE_STEPS} --n-train {RECIPE_N_TRAIN} " in meta["command"]
+    assert meta["steps_done"] == RECIPE_STEPS
     model = build_toy(variant)
     assert model.segaware == (variant == "toy")
     assert torch.all(model.dit.latent_std > 0)

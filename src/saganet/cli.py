@@ -275,9 +275,10 @@ def _add_toyworld(sub) -> None:
     w.set_defaults(func=cmd_toy_write)
     t = tsub.add_parser("train", help="train SAGANet-tiny and the baseline (two processes, one core each)")
     t.add_argument("-o", "--output", default="toy_training")
-    t.add_argument("--minutes", type=float, default=57.0, help="wall-time budget per model")
-    t.add_argument("--steps", type=int, default=1700)
-    t.add_argument("--n-train", type=int, default=1200)
+    # None: the shipped recipe's values (toyworld.training.RECIPE_*; not imported here, it pulls in torch)
+    t.add_argument("--minutes", type=float, default=None, help="wall-time budget per model (default: the shipped recipe's)")
+    t.add_argument("--steps", type=int, default=None, help="default: the shipped recipe's")
+    t.add_argument("--n-train", type=int, default=None, help="default: the shipped recipe's")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--sequential", action="store_true", help="one after the other instead of in parallel")
     t.add_argument("--clip-frames", action="store_true",
@@ -304,8 +305,11 @@ def cmd_toy_write(args) -> int:
 
 
 def cmd_toy_train(args) -> int:
-    from saganet.toyworld.training import train_both
+    from saganet.toyworld.training import RECIPE_MINUTES, RECIPE_N_TRAIN, RECIPE_STEPS, train_both
 
+    args.minutes = RECIPE_MINUTES if args.minutes is None else args.minutes
+    args.steps = RECIPE_STEPS if args.steps is None else args.steps
+    args.n_train = RECIPE_N_TRAIN if args.n_train is None else args.n_train
     command = (f"saganet toyworld train -o {args.output} --minutes {args.minutes:g} --steps {args.steps} "
                f"--n-train {args.n_train} --seed {args.seed}" + (" --sequential" if args.sequential else "")
                + (" --clip-frames" if args.clip_frames else ""))
