@@ -45,8 +45,8 @@ def test_snake_formulas():
     assert torch.allclose(sb(x), x + torch.sin(a * x) ** 2 / (b + 1e-9))
 
 
-def test_filters_equal_reference_buffers(shared_dir):
-    w = load_file(str(shared_dir / "reference/golden/bigvgan_v1_forward/weights.safetensors"))
+def test_filters_equal_reference_buffers(golden_dir):
+    w = load_file(str(golden_dir / "bigvgan_v1_forward/weights.safetensors"))
     f = kaiser_sinc_filter1d(0.25, 0.3, 12)
     assert torch.equal(f, w["activation_post.upsample.filter"])
     assert torch.equal(f, w["activation_post.downsample.lowpass.filter"])

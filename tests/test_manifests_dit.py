@@ -8,16 +8,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from reference_data import manifests_root, require_reference_data
 from saganet.configs import DiTConfig, dit_config, dit_variant_names
 from saganet.models.dit import MMDiT
 
-
-def _dit_manifests() -> list[Path]:
-    root = Path(__file__).resolve().parents[1] / ".." / "shared" / "reference" / "manifests"
-    return sorted(p for p in root.glob("mmaudio_*.json"))
-
-
-MANIFESTS = _dit_manifests()
+MANIFESTS = sorted(manifests_root().glob("mmaudio_*.json"))
 
 
 def _variant_name(path: Path) -> str:
@@ -25,17 +20,23 @@ def _variant_name(path: Path) -> str:
 
 
 def test_there_are_dit_manifests():
+    require_reference_data(manifests_root())
     assert len(MANIFESTS) == 9, [p.name for p in MANIFESTS]
 
 
 def test_every_manifest_has_a_named_variant():
+    require_reference_data(manifests_root())
     names = set(dit_variant_names())
     for p in MANIFESTS:
         assert _variant_name(p) in names, p.name
 
 
-@pytest.mark.parametrize("path", MANIFESTS, ids=[p.stem for p in MANIFESTS])
-def test_manifest_keys_shapes_and_counts(path: Path):
+# Without the manifests one placeholder skips (or fails in CI) with the reason instead of vanishing.
+@pytest.mark.parametrize("path", MANIFESTS or [None], ids=[p.stem for p in MANIFESTS] or ["no-manifests"])
+def test_manifest_keys_shapes_and_counts(path: Path | None):
+    if path is None:
+        require_reference_data(manifests_root())
+        pytest.fail(f"no mmaudio_*.json manifest in {manifests_root()}")
     m = json.loads(path.read_text())
     cfg = dit_config(_variant_name(path))
     # The config must equal the manifest's constructor arguments (MMAudio ones have no use_lora).

@@ -10,8 +10,8 @@ from saganet.models.mel import MEL_PRESETS, MelConverter, slaney_mel_filterbank
 
 
 @pytest.mark.parametrize("case", ["mel_16k", "mel_44k"])
-def test_computed_buffers_match_reference(shared_dir, case):
-    d = shared_dir / "reference" / "golden" / case
+def test_computed_buffers_match_reference(golden_dir, case):
+    d = golden_dir / case
     cfg = json.loads((d / "case.json").read_text())["config"]
     ref = load_file(str(d / "weights.safetensors"))
     mc = MelConverter(**cfg)
@@ -22,8 +22,8 @@ def test_computed_buffers_match_reference(shared_dir, case):
 
 
 @pytest.mark.parametrize("case", ["mel_16k", "mel_44k"])
-def test_golden_mel_with_computed_basis(shared_dir, case):
-    d = shared_dir / "reference" / "golden" / case
+def test_golden_mel_with_computed_basis(golden_dir, case):
+    d = golden_dir / case
     cfg = json.loads((d / "case.json").read_text())["config"]
     wav = load_file(str(d / "inputs.safetensors"))["waveform"].float()
     expected = load_file(str(d / "outputs.safetensors"))["mel"]

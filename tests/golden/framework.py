@@ -7,7 +7,6 @@ A runner takes a `GoldenCase` and returns `{output_name: tensor}`; it must produ
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -16,11 +15,9 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
-DEFAULT_ROOT = Path(__file__).resolve().parents[2] / ".." / "shared" / "reference" / "golden"
+from reference_data import golden_root  # $SAGANET_GOLDEN_DIR, else ../shared/reference/golden
 
-
-def golden_root() -> Path:
-    return Path(os.environ.get("SAGANET_GOLDEN_DIR", str(DEFAULT_ROOT))).resolve()
+__all__ = ["GoldenCase", "RUNNERS", "compare", "discover_cases", "golden_root", "runner"]
 
 
 def discover_cases(root: Path | None = None) -> list[Path]:
