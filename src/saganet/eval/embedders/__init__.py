@@ -1,0 +1,46 @@
+"""Embedding models of the evaluation, at their real architectures (random or official weights).
+
+| key | model | rate | used for |
+|---|---|---|---|
+| `panns` | PANNs CNN14 (16 kHz checkpoint) | 16 kHz | FD_PANNs, KL_PANNs, IS_PANNs, target vs distractor |
+| `vggish` | VGGish | 16 kHz | FD_VGGish |
+| `synchformer` | Synchformer audio branch + sync head (+ `saganet.models.motionformer` video) | 16 kHz / 25 fps | DeSync |
+
+Not available here: PaSST (`hear21passt` imports torchaudio at module level), LAION-CLAP (`laion_clap`
+pins numpy < 2 and pulls wandb/webdataset), ImageBind (not on PyPI; its package needs torchaudio and
+pytorchvideo). See docs/evaluation.md.
+"""
+
+from __future__ import annotations
+
+from saganet.errors import InputError
+
+__all__ = ["build_embedder", "EMBEDDERS"]
+
+EMBEDDERS = ("panns", "vggish", "synchformer")
+
+
+def build_embedder(kind: str, weights: str = "official", size: str = "full"):
+    """`weights`: "official" (resolved through saganet.weights), "random", or a checkpoint path.
+    `size`: "full" (the real architecture) or "tiny" (random weights only; for tests)."""
+    if size not in ("full", "tiny"):
+        raise InputError(f"unknown model size '{size}': use full or tiny")
+    if size == "tiny" and weights != "random":
+        raise InputError("tiny models take random weights only")
+    if kind == "panns":
+        from saganet.eval.embedders.panns import Cnn14, Cnn14Config, PannsEmbedder
+
+        if weights == "random":
+            return PannsEmbedder(Cnn14(Cnn14Config.tiny() if size == "tiny" else None), weights=f"random-{size}")
+        return PannsEmbedder.official(None if weights == "official" else weights)
+    if kind == "vggish":
+        from saganet.eval.embedders.vggish import VGGish, VGGishConfig, VGGishEmbedder
+
+        if weights == "random":
+            return VGGishEmbedder(VGGish(VGGishConfig.tiny() if size == "tiny" else None), weights=f"random-{size}")
+        return VGGishEmbedder.official(None if weights == "official" else weights)
+    if kind == "synchformer":
+        from saganet.eval.embedders.sync import SyncEmbedder
+
+        return SyncEmbedder.build(weights, size)
+    raise InputError(f"unknown embedding model '{kind}': choose from {', '.join(EMBEDDERS)}")

@@ -1,0 +1,72 @@
+"""Metric families: one protocol, one registry.
+
+A metric family turns a list of `EvalItem`s (a generated file, its reference, optional video, prompt,
+scene and free metadata) into a `FamilyResult`: set-level metrics, per-item rows, and the items it
+skipped with the reason. The evaluation runner knows families only through this registry, so layers
+above `saganet.eval` (the toy world) add theirs with `register_family` without `eval` importing them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from saganet.eval.runner import EvalContext
+
+__all__ = ["EvalItem", "FamilyResult", "MetricFamily", "register_family", "family_names", "make_family",
+           "FAMILIES"]
+
+
+@dataclass
+class EvalItem:
+    """One generated stem to score. `scene`: items of one multi-object scene share it."""
+
+    name: str
+    gen: Path
+    ref: Path | None = None
+    video: Path | None = None
+    mask: Path | None = None
+    prompt: str = ""
+    scene: str | None = None
+    meta: dict = field(default_factory=dict)
+
+
+@dataclass
+class FamilyResult:
+    metrics: dict[str, float] = field(default_factory=dict)
+    rows: dict[str, dict[str, float]] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+@runtime_checkable
+class MetricFamily(Protocol):
+    name: str
+    description: str
+
+    def compute(self, items: list[EvalItem], ctx: EvalContext) -> FamilyResult: ...
+
+
+FAMILIES: dict[str, Callable[[], MetricFamily]] = {}
+
+
+def register_family(name: str, factory: Callable[[], MetricFamily], replace: bool = False) -> None:
+    """Add a family factory under `name` (a second registration of a name is an error unless `replace`)."""
+    if name in FAMILIES and not replace and FAMILIES[name] is not factory:
+        raise ValueError(f"metric family {name!r} is already registered")
+    FAMILIES[name] = factory
+
+
+def family_names() -> list[str]:
+    return sorted(FAMILIES)
+
+
+def make_family(name: str) -> MetricFamily:
+    from saganet.errors import InputError
+
+    if name not in FAMILIES:
+        raise InputError(f"unknown metric family '{name}': choose from {', '.join(family_names())}")
+    return FAMILIES[name]()
