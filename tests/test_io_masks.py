@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import math
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -93,7 +95,7 @@ def test_urmp_masks(media_dir, urmp):
 
 
 def test_urmp_mask_luma_not_overflowed(media_dir):
-    """Pitfall 13: codec noise (luma 1-3) must stay background; only the white object is foreground."""
+    """RN-24: codec noise (luma 1-3) must stay background; only the white object is foreground."""
     raw = read_mask(MaskSpec(media_dir / TPT), max_side=None)
     assert raw.orig_size == (1080, 1920) and raw.frames.shape == (125, 1080, 1920)
     assert raw.frames.mean() < 0.02
@@ -202,17 +204,41 @@ def test_instance_id_video(tmp_path, small_video):
         load_mask(MaskSpec(tmp_path / "ids.mp4", kind="id_video"), small_video)
 
 
-def test_mask_timestamps_other_fps():
-    """A 10 fps mask aligned to 25 fps targets: most recent mask frame at each time."""
+@pytest.mark.parametrize("rule", ["at_or_after", "at_or_before"])
+def test_mask_timestamps_other_fps(rule):
+    """A 10 fps mask aligned to 25 fps targets: first mask frame at or after / last at or before each time."""
     frames = np.zeros((10, 8, 8), bool)
     for i in range(10):
         frames[i, :, : i % 8 + 1] = True
     raw = RawMask(frames, np.arange(10) / 10, 0.1, (8, 8))
     times = torch.arange(25, dtype=torch.float64) / 25
-    out = align_mask(raw, times, (8, 8), size=8)
+    out = align_mask(raw, times, (8, 8), size=8, frame_rule=rule)
     for k in range(25):
-        i = int(np.floor(k / 25 * 10 + 1e-6))
+        exact = Fraction(k * 10, 25)
+        i = min(math.ceil(exact), 9) if rule == "at_or_after" else math.floor(exact)  # past the end: the last
         assert torch.equal(out[k, 0].bool(), torch.from_numpy(frames[i])), k
+
+
+@pytest.mark.parametrize("rule", ["at_or_after", "at_or_before"])
+def test_mask_lines_up_with_the_video_frames(tmp_path, rule):
+    """A 30 fps video and its 30 fps mask, both coding the frame index, read at 25 fps: every sync frame and its
+    mask come from the same source frame, under either rule (the video's rule is passed on to the mask)."""
+    n = 40
+    frames = np.zeros((n, 48, 64, 3), np.uint8)
+    masks = np.zeros((n, 48, 64), bool)
+    for i in range(n):
+        frames[i] = 6 * i  # grey level codes the index
+        masks[i, :, : i + 1] = True  # width (columns) codes the index
+    write_video(tmp_path / "v.mp4", frames, 30)
+    write_mask_video(tmp_path / "m.mp4", masks, 30)
+    v = decode_video(tmp_path / "v.mp4", quiet=True, frame_rule=rule)
+    obj = load_mask(MaskSpec(tmp_path / "m.mp4"), v)
+    video_idx = ((v.sync_frames.mean(dim=(1, 2, 3)) + 1) * 127.5 / 6).round().long().tolist()
+    mask_idx = ((obj.masks.mean(dim=(1, 2, 3)) * 64).round() - 1).long().tolist()
+    exact = [Fraction(30 * k, 25) for k in range(len(video_idx))]
+    want = [math.ceil(x) if rule == "at_or_after" else math.floor(x) for x in exact]
+    assert video_idx == want
+    assert mask_idx == want
 
 
 # ------------------------------------------------------------------------------------------- errors

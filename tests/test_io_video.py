@@ -13,7 +13,7 @@ import soundfile as sf
 import torch
 
 from saganet.errors import InputError
-from saganet.io.video import decode_video, probe_video
+from saganet.io.video import FRAME_RULES, decode_video, pick_frames, probe_video
 
 URMP = "urmp_09_jesus_tpt_vn/Vid_09_Jesus_tpt_vn_159092_164092.mp4"
 
@@ -95,9 +95,9 @@ def test_urmp_decode(urmp):
 
 
 def test_urmp_clip_and_sync_agree(urmp):
-    """Clip frame k (t = k/8) is sync frame round-down(25 k / 8) at another size: same picture."""
+    """Clip frame k (t = k/8) is sync frame ceil(25 k / 8) (first frame at or after k/8) at another size."""
     for k in (0, 7, 39):
-        j = int(math.floor(25 * k / 8 + 1e-6))
+        j = math.ceil(Fraction(25 * k, 8))
         small = torch.nn.functional.interpolate(urmp.clip_frames[k][None], (224, 224), mode="area")[0]
         diff = (small - (urmp.sync_frames[j] + 1) / 2).abs().mean()
         assert diff < 0.02, (k, j, diff)
@@ -112,41 +112,80 @@ def test_vggsound_decode(media_dir, name):
     assert v.sync_times[0].item() == pytest.approx(1.0) and v.duration == pytest.approx(1.5)
 
 
+# The first source frames the reference rule (first frame at or after k / rate) picks, worked out by hand:
+# 25 fps: 3.125 k at 8 fps; 29.97 fps: 3.746 k at 8 fps, 1.199 k at 25 fps; 30 fps: 3.75 k, 1.2 k.
+FIRST_AT_OR_AFTER = {
+    (Fraction(25), 8): [0, 4, 7, 10, 13, 16, 19, 22, 25, 29],
+    (Fraction(25), 25): [0, 1, 2, 3, 4, 5, 6, 7, 8, 9],
+    (Fraction(30000, 1001), 8): [0, 4, 8, 12, 15, 19, 23, 27, 30, 34],
+    (Fraction(30000, 1001), 25): [0, 2, 3, 4, 5, 6, 8, 9, 10, 11],
+    (Fraction(30), 8): [0, 4, 8, 12, 15, 19, 23, 27, 30, 34],
+    (Fraction(30), 25): [0, 2, 3, 4, 5, 6, 8, 9, 10, 11],
+}
+
+
+@pytest.mark.parametrize("rule", FRAME_RULES)
 @pytest.mark.parametrize("fps", [Fraction(25), Fraction(30000, 1001), Fraction(30)])
-def test_frame_rates_resample_by_timestamp(tmp_path, fps):
+def test_frame_rates_resample_by_timestamp(tmp_path, fps, rule):
+    """Each 8 fps (CLIP) and 25 fps (sync) target shows exactly the source frame the rule names."""
     n = 60
     path = make_video(tmp_path / "v.mp4", [index_frame(i) for i in range(n)], fps=fps)
     info = probe_video(path)
     assert info.fps == pytest.approx(float(fps)) and info.n_frames == n
-    v = decode_video(path, quiet=True)
+    v = decode_video(path, quiet=True, frame_rule=rule)
+    assert v.frame_rule == rule
     dur = n / float(fps)
     assert v.duration == pytest.approx(dur, abs=1e-6)
     assert v.sync_frames.shape[0] == int(math.floor(25 * dur + 1e-6))
     assert v.clip_frames.shape[0] == int(math.floor(8 * dur + 1e-6))
     for frames, times, rate in ((v.sync_frames, v.sync_times, 25), (v.clip_frames, v.clip_times, 8)):
         torch.testing.assert_close(times, torch.arange(len(times), dtype=torch.float64) / rate)
-        for k, fr in enumerate(frames):
-            img = (fr + 1) / 2 if rate == 25 else fr
-            # the frame on screen at k / rate is the most recent one: floor(k * fps / rate)
-            assert read_index(img) == int(math.floor(k * float(fps) / rate + 1e-6)), (k, rate)
+        got = [read_index((fr + 1) / 2 if rate == 25 else fr) for fr in frames]
+        # source frame j is at j / fps; target k at k / rate: exact rational arithmetic, no tolerance needed
+        exact = [Fraction(k, rate) * fps for k in range(len(frames))]
+        want = [math.ceil(x) if rule == "at_or_after" else math.floor(x) for x in exact]
+        assert got == want, (rate, rule)
+        if rule == "at_or_after":
+            assert got[:10] == FIRST_AT_OR_AFTER[(fps, rate)]
 
 
-def test_low_fps_duplicates_frames(tmp_path):
+def test_default_rule_is_the_references():
+    """Default: first frame at or after each target (the reference reader); the other rule on request."""
+    frame_times = np.arange(60) / 25
+    targets = np.arange(16) / 8
+    assert pick_frames(frame_times, targets).tolist() == [math.ceil(Fraction(25 * k, 8)) for k in range(16)]
+    assert pick_frames(frame_times, targets, "at_or_before").tolist() == [25 * k // 8 for k in range(16)]
+    # timestamps a hair off the exact time (time-base rounding) still count as on the target
+    assert pick_frames(frame_times + 3e-5, [1.0]).tolist() == [25]
+    assert pick_frames(frame_times - 3e-5, [1.0], "at_or_before").tolist() == [25]
+    # before the first frame -> the first; after the last -> the last
+    assert pick_frames(frame_times + 0.5, [0.0, 10.0]).tolist() == [0, 59]
+    assert pick_frames(frame_times + 0.5, [0.0, 10.0], "at_or_before").tolist() == [0, 59]
+
+
+@pytest.mark.parametrize("rule", FRAME_RULES)
+def test_low_fps_duplicates_frames(tmp_path, rule):
     path = make_video(tmp_path / "v.mp4", [index_frame(i) for i in range(10)], fps=5)  # 2 s
-    v = decode_video(path, quiet=True)
+    v = decode_video(path, quiet=True, frame_rule=rule)
     assert v.sync_frames.shape[0] == 50 and v.clip_frames.shape[0] == 16
     got = [read_index((f + 1) / 2) for f in v.sync_frames]
-    assert got == [k // 5 for k in range(50)]
+    # at or after: ceil(k / 5), the last 4 targets (after the last frame at 1.8 s) repeat frame 9
+    want = [min(-(-k // 5), 9) for k in range(50)] if rule == "at_or_after" else [k // 5 for k in range(50)]
+    assert got == want
 
 
-def test_variable_frame_rate(tmp_path):
+@pytest.mark.parametrize("rule", FRAME_RULES)
+def test_variable_frame_rate(tmp_path, rule):
     pts = [0, 100, 130, 500, 520, 900, 1000, 1400, 1420, 1900]
     path = make_video(tmp_path / "vfr.mp4", [index_frame(i) for i in range(len(pts))], pts_ms=pts)
-    v = decode_video(path, quiet=True)
+    v = decode_video(path, quiet=True, frame_rule=rule)
     assert v.sync_frames.shape[0] >= 47  # up to 1.9 s + the last frame's duration
-    times = np.asarray(pts) / 1000
     for k, fr in enumerate(v.sync_frames):
-        expected = int(np.searchsorted(times, k / 25 + 1e-6, side="right") - 1)
+        t_ms = 40 * k  # target k / 25 s in integer milliseconds
+        if rule == "at_or_after":
+            expected = next((i for i, p in enumerate(pts) if p >= t_ms), len(pts) - 1)
+        else:
+            expected = max(i for i, p in enumerate(pts) if p <= t_ms)
         assert read_index((fr + 1) / 2) == expected, k
 
 
@@ -154,8 +193,12 @@ def test_start_and_duration(tmp_path):
     path = make_video(tmp_path / "v.mp4", [index_frame(i) for i in range(60)], fps=25)
     v = decode_video(path, start=0.5, duration=1.0, quiet=True, keep_original=True)
     assert v.sync_frames.shape[0] == 25 and v.clip_frames.shape[0] == 8
-    assert [read_index((f + 1) / 2) for f in v.sync_frames] == list(range(12, 37))
-    assert v.original_frames.shape == (26, 48, 64, 3)  # 0.48 .. 1.48 s and v.original_frames.dtype == torch.uint8
+    # targets 0.50, 0.54, ...: frames are at 0.48, 0.52, ...: the first at or after 0.5 s is frame 13
+    assert [read_index((f + 1) / 2) for f in v.sync_frames] == list(range(13, 38))
+    before = decode_video(path, start=0.5, duration=1.0, quiet=True, frame_rule="at_or_before")
+    assert [read_index((f + 1) / 2) for f in before.sync_frames] == list(range(12, 37))
+    assert v.original_frames.shape == (26, 48, 64, 3)  # 0.48 .. 1.48 s
+    assert v.original_frames.dtype == torch.uint8
     assert v.original_times[0].item() == pytest.approx(0.48)  # frame 12 is on screen at 0.5 s
     # asking for more than the file holds gives what it holds
     v2 = decode_video(path, start=1.0, duration=10.0, quiet=True)
@@ -253,3 +296,5 @@ def test_bad_arguments(tmp_path):
         decode_video(p, sync_geometry="stretch")  # type: ignore[arg-type]
     with pytest.raises(InputError, match="start"):
         decode_video(p, start=-1.0)
+    with pytest.raises(InputError, match="frame rule"):
+        decode_video(p, frame_rule="nearest")  # type: ignore[arg-type]

@@ -2,13 +2,15 @@
 
 Two steps:
 - `read_mask(spec)` reads a source into a `RawMask`: boolean frames `(N, h, w)` with their timestamps.
-- `align_mask(raw, ...)` resamples it to the video's sync timestamps (most recent mask frame at each time)
-  and to the sync frames' geometry (squash, or resize-short-side + centre crop), giving `(T, 1, S, S)` float
-  in {0, 1}. `load_mask(spec, video)` does both.
+- `align_mask(raw, ...)` resamples it to the video's sync timestamps, picking mask frames by the same rule
+  as the video's frames (`frame_rule`, default the reference's first frame at or after each time; see
+  `saganet.io.video`), so a mask made from the video's own frames lines up frame for frame; and to the
+  sync frames' geometry (squash, or resize-short-side + centre crop), giving `(T, 1, S, S)` float in {0, 1}.
+  `load_mask(spec, video)` does both.
 
 Binary mask videos are decoded from the LUMA plane and binarised at `threshold` (default 0.5). The reference
 demo instead computes `(rgb2gray(frames) * 255).astype(uint8)` on values already in [0, 255], which wraps
-modulo 256 (white -> ~250, codec noise 1-3 -> ~253-255): Pitfall 13. We never do that.
+modulo 256 (white -> ~250, codec noise 1-3 -> ~253-255), RN-24. We never do that.
 """
 
 from __future__ import annotations
@@ -28,8 +30,10 @@ import torch.nn.functional as F
 from saganet.errors import InputError
 from saganet.io.video import (
     _DECODE_ERRORS,
+    DEFAULT_FRAME_RULE,
     TIME_EPS,
     DecodedVideo,
+    FrameRule,
     Geometry,
     _open,
     _rate,
@@ -39,6 +43,7 @@ from saganet.io.video import (
     _stream_start,
     _video_stream,
     iter_frames,
+    pick_frames,
 )
 
 log = logging.getLogger(__name__)
@@ -186,7 +191,7 @@ def _read_video_mask(spec: MaskSpec, max_side: int | None, id_video: bool) -> Ra
             s = min(1.0, max_side / max(h, w)) if max_side else 1.0
             # Shrink with swscale before thresholding (fast): area for a binary mask, nearest for ids/colours
             # (averaging would invent ids). Luma plane (format="gray"), never rgb2gray * 255 cast to uint8
-            # (Pitfall 13).
+            # (RN-24).
             v = frame.to_ndarray(width=max(1, round(w * s)), height=max(1, round(h * s)), format=fmt,
                                  interpolation="POINT" if id_video else "AREA")
             v = _rotate(v, rotation)
@@ -389,8 +394,10 @@ def _to_geometry(m: torch.Tensor, size: int, geometry: Geometry) -> torch.Tensor
 
 def align_mask(raw: RawMask, times: torch.Tensor | np.ndarray, video_size: tuple[int, int], size: int = 224,
                geometry: Geometry = "squash", need_end: float | None = None,
-               video_duration: float | None = None, pad: bool = False, strict: bool = False) -> torch.Tensor:
-    """Resample `raw` to target `times` (seconds) and to the sync frames' geometry.
+               video_duration: float | None = None, pad: bool = False, strict: bool = False,
+               frame_rule: FrameRule = DEFAULT_FRAME_RULE) -> torch.Tensor:
+    """Resample `raw` to target `times` (seconds), picking mask frames by `frame_rule`, and to the sync
+    frames' geometry.
 
     Returns `(T, 1, size, size)` float32 in {0, 1}. The mask must have the video's aspect ratio (`video_size`
     = display (H, W)). It must cover `need_end` (end of the decoded range) and not run past `video_duration`,
@@ -413,7 +420,7 @@ def align_mask(raw: RawMask, times: torch.Tensor | np.ndarray, video_size: tuple
         raise InputError(f"mask {name} is longer than the video ({raw.end:.2f} s > {video_duration:.2f} s): "
                          "pass pad=True (--pad-masks) to truncate it, or check that it belongs to this video")
     t = np.asarray(times, np.float64)
-    idx = np.clip(np.searchsorted(raw.times, t + TIME_EPS, side="right") - 1, 0, len(raw.times) - 1)
+    idx = pick_frames(raw.times, t, frame_rule)
     distinct, inverse = np.unique(idx, return_inverse=True)
     m = torch.from_numpy(raw.frames[distinct]).float()[:, None]
     out = _to_geometry(m, size, geometry)[torch.from_numpy(inverse.reshape(-1))]
@@ -432,7 +439,7 @@ def load_mask(spec: MaskSpec, video: DecodedVideo, pad: bool = False, strict: bo
     masks = align_mask(raw, video.sync_times, video.size, size=video.sync_frames.shape[-1],
                        geometry=video.sync_geometry, need_end=video.start + video.duration,
                        video_duration=max(video.info.duration, video.start + video.duration), pad=pad,
-                       strict=strict)
+                       strict=strict, frame_rule=video.frame_rule)
     return ObjectMask(name=spec.display_name, masks=masks, spec=spec, raw=raw if keep_raw else None)
 
 

@@ -1,13 +1,27 @@
 """Video decoding with PyAV: probe, and decode to CLIP frames (8 fps, 384²) and sync frames (25 fps, 224²).
 
-Frames are resampled by TIMESTAMP, not by index: for every target time `start + k / rate` we emit the most
-recent decoded frame (the one shown on screen at that time). This works for any source rate, including
-29.97 fps and variable-frame-rate files; low-rate sources get duplicated frames. Rotation metadata (display
-matrix) is applied so frames come out the way a player shows them.
+Frames are resampled by TIMESTAMP, not by index: every target time `start + k / rate` (k = 0, 1, ...) gets one
+decoded source frame, chosen by `frame_rule` (docs/reference_notes.md, RN-22):
+
+- `"at_or_after"` (default): the first source frame whose time is at or after the target. This is what the
+  reference's frame reader does (it emits a frame whenever `frame.time >= next_time`, then advances
+  `next_time` by `1 / rate`), so it gives the frames the released weights were run with. From a 25 fps source
+  the 8 fps targets k/8 take frames ceil(25 k / 8) = 0, 4, 7, 10, 13, 16, 19, 22, 25, ...
+- `"at_or_before"`: the most recent source frame, the one a player shows on screen at the target time
+  (0, 3, 6, 9, 12, 15, 18, 21, 25, ... from 25 fps). Earlier versions used this rule.
+
+A frame within `TIME_EPS` of a target counts as being at it (timestamps are rounded to the stream's time base),
+so at equal rates (25 fps -> 25 fps) both rules take every frame once. The reference accumulates `next_time`
+in floating point, which drifts just above the exact frame times (e.g. after 18 steps of 1/25) and then skips
+one frame and shifts the rest by one; we compute each target as `start + k / rate` and do not reproduce that.
+Targets before the first frame take the first frame; targets after the last decoded frame repeat it. Masks
+are aligned with the same rule (`pick_frames`, used by `saganet.io.masks`). The rule works for any source
+rate, including 29.97 fps and variable-frame-rate files; low-rate sources get duplicated frames. Rotation
+metadata (display matrix) is applied so frames come out the way a player shows them.
 
 Geometry: CLIP frames are squashed to 384² (reference and training). Sync frames are squashed to 224² by
 default, like the training loaders; `sync_geometry="center_crop"` reproduces the demo's resize-short-side +
-centre crop (Pitfall 14). Resizing is torch's antialiased bicubic on uint8 (what torchvision's `Resize` does).
+centre crop (RN-25). Resizing is torch's antialiased bicubic on uint8 (what torchvision's `Resize` does).
 """
 
 from __future__ import annotations
@@ -32,6 +46,9 @@ from saganet.errors import InputError
 log = logging.getLogger(__name__)
 
 Geometry = Literal["squash", "center_crop"]
+FrameRule = Literal["at_or_after", "at_or_before"]
+FRAME_RULES: tuple[FrameRule, ...] = ("at_or_after", "at_or_before")
+DEFAULT_FRAME_RULE: FrameRule = "at_or_after"  # the reference's reader
 
 MIN_SYNC_FRAMES = 16  # one Synchformer segment
 # Tolerance when comparing a frame timestamp with a target time: pts rounding must not shift a frame
@@ -75,6 +92,28 @@ class DecodedVideo:
     info: VideoInfo
     original_frames: torch.Tensor | None = None  # (N, H, W, 3) uint8, every decoded frame in range
     original_times: torch.Tensor | None = None  # (N,) float64
+    frame_rule: FrameRule = DEFAULT_FRAME_RULE  # how source frames were picked for the target times
+
+
+def check_frame_rule(rule: str) -> FrameRule:
+    if rule not in FRAME_RULES:
+        raise InputError(f"unknown frame rule '{rule}': use one of {', '.join(FRAME_RULES)}")
+    return rule  # type: ignore[return-value]
+
+
+def pick_frames(frame_times: np.ndarray | torch.Tensor, targets: np.ndarray | torch.Tensor,
+                rule: FrameRule = DEFAULT_FRAME_RULE) -> np.ndarray:
+    """Index of the source frame shown at each target time under `rule` (see the module docstring).
+
+    `frame_times (N,)` ascending seconds, `targets (T,)` seconds -> `(T,)` int64 indices in [0, N).
+    """
+    ft = np.asarray(frame_times, np.float64)
+    t = np.asarray(targets, np.float64)
+    if check_frame_rule(rule) == "at_or_after":
+        idx = np.searchsorted(ft, t - TIME_EPS, side="left")
+    else:
+        idx = np.searchsorted(ft, t + TIME_EPS, side="right") - 1
+    return np.clip(idx, 0, len(ft) - 1).astype(np.int64)
 
 
 def _check_file(path: str | os.PathLike) -> Path:
@@ -235,10 +274,13 @@ def iter_frames(container, stream, p: Path, start: float, end: float | None, t0:
 
 
 class _Resampler:
-    """Fills the target times `start + k / rate` with the most recent source frame, resized on the spot."""
+    """Fills the target times `start + k / rate` with source frames as they are decoded, resized on the spot.
 
-    def __init__(self, rate: float, start: float, size: int, geometry: Geometry):
-        self.rate, self.start, self.size, self.geometry = rate, start, size, geometry
+    The streaming form of `pick_frames`: `on_frame` is called once per decoded frame, in time order.
+    """
+
+    def __init__(self, rate: float, start: float, size: int, geometry: Geometry, rule: FrameRule):
+        self.rate, self.start, self.size, self.geometry, self.rule = rate, start, size, geometry, rule
         self.out: list[torch.Tensor] = []  # (3, size, size) uint8 per target
         self._last: tuple[int, torch.Tensor] | None = None  # resize once per source frame
 
@@ -250,13 +292,22 @@ class _Resampler:
             self._last = (index, resize_frames(rgb(index)[None], self.size, self.geometry)[0])
         self.out.append(self._last[1])
 
-    def advance(self, next_time: float, index: int, limit: float, rgb) -> None:
-        """Targets strictly before `next_time` (and before `limit`) show source frame `index`."""
+    def on_frame(self, time: float, index: int, prev: int | None, limit: float, rgb) -> None:
+        """Source frame `index` at `time` (seconds, relative) was decoded; `prev` is the one before it."""
         while True:
             t = self.target(len(self.out))
-            if t >= next_time - TIME_EPS or t >= limit - TIME_EPS:
+            if t >= limit - TIME_EPS:
                 return
-            self.take(index, rgb)
+            if self.rule == "at_or_after":
+                # pending targets up to this frame's time show it: it is the first frame at or after them
+                if t > time + TIME_EPS:
+                    return
+                self.take(index, rgb)
+            else:
+                # targets strictly before this frame's time show the previous frame (the first if none)
+                if t >= time - TIME_EPS:
+                    return
+                self.take(index if prev is None else prev, rgb)
 
     def finish(self, n: int, index: int, rgb) -> torch.Tensor:
         while len(self.out) < n:
@@ -270,14 +321,17 @@ class _Resampler:
 def decode_video(path: str | os.PathLike, start: float = 0.0, duration: float | None = None, clip_fps: float = 8,
                  clip_size: int = 384, sync_fps: float = 25, sync_size: int = 224,
                  sync_geometry: Geometry = "squash", keep_original: bool = False,
-                 quiet: bool = False) -> DecodedVideo:
+                 quiet: bool = False, frame_rule: FrameRule = DEFAULT_FRAME_RULE) -> DecodedVideo:
     """Decode `[start, start + duration)` of a video (default: to its end) into CLIP and sync frames.
 
     Returns `clip_frames (Tc, 3, clip_size, clip_size)` in [0, 1] (squash, bicubic) and
     `sync_frames (Ts, 3, sync_size, sync_size)` in [-1, 1] with `Tc = floor(clip_fps * D)`,
     `Ts = floor(sync_fps * D)`, D the effective duration (requested duration capped by the file's).
-    Raises `InputError` for a missing, unreadable, non-video, truncated-to-nothing or too short file.
+    `frame_rule` picks the source frame for each target time: "at_or_after" (the reference's reader, default)
+    or "at_or_before" (the frame on screen then). Raises `InputError` for a missing, unreadable, non-video,
+    truncated-to-nothing or too short file, or an unknown frame rule / geometry.
     """
+    check_frame_rule(frame_rule)
     if sync_geometry not in ("squash", "center_crop"):
         raise InputError(f"unknown sync geometry '{sync_geometry}': use 'squash' or 'center_crop'")
     if start < 0 or (duration is not None and duration <= 0):
@@ -287,7 +341,7 @@ def decode_video(path: str | os.PathLike, start: float = 0.0, duration: float | 
     container = _open(p)
     try:
         return _decode(container, p, info, start, duration, clip_fps, clip_size, sync_fps, sync_size,
-                       sync_geometry, keep_original, quiet)
+                       sync_geometry, keep_original, quiet, frame_rule)
     except _DECODE_ERRORS as e:
         raise InputError(f"cannot decode {p} ({_short(e)}): the file is corrupt; "
                          "re-encode it, e.g. `ffmpeg -i IN -c:v libx264 OUT.mp4`") from e
@@ -296,14 +350,14 @@ def decode_video(path: str | os.PathLike, start: float = 0.0, duration: float | 
 
 
 def _decode(container, p, info, start, duration, clip_fps, clip_size, sync_fps, sync_size, sync_geometry,
-            keep_original, quiet) -> DecodedVideo:
+            keep_original, quiet, frame_rule) -> DecodedVideo:
     stream = _video_stream(container, p)
     stream.thread_type = "AUTO"
     end = None if duration is None else start + duration
     limit = math.inf if end is None else end
     rotation = info.rotation
-    clip_rs = _Resampler(clip_fps, start, clip_size, "squash")
-    sync_rs = _Resampler(sync_fps, start, sync_size, sync_geometry)
+    clip_rs = _Resampler(clip_fps, start, clip_size, "squash", frame_rule)
+    sync_rs = _Resampler(sync_fps, start, sync_size, sync_geometry, frame_rule)
     live: dict[int, av.VideoFrame] = {}  # only the previous and the current source frame are kept
     rgb_cache: dict[int, torch.Tensor] = {}
 
@@ -333,10 +387,8 @@ def _decode(container, p, info, start, duration, clip_fps, clip_size, sync_fps, 
             live[i] = frame
             if frame.duration and frame.time_base:
                 last_dur = float(frame.duration * frame.time_base)
-            # Targets before this frame's time show the previous frame (the first frame if none).
-            shown = i if prev is None else prev
-            clip_rs.advance(rel, shown, limit, rgb)
-            sync_rs.advance(rel, shown, limit, rgb)
+            clip_rs.on_frame(rel, i, prev, limit, rgb)
+            sync_rs.on_frame(rel, i, prev, limit, rgb)
             if prev is not None:
                 live.pop(prev, None)
             if keep_original and rel < limit - TIME_EPS:
@@ -367,4 +419,5 @@ def _decode(container, p, info, start, duration, clip_fps, clip_size, sync_fps, 
         start=start, duration=eff_duration, fps=info.fps, size=(info.height, info.width),
         sync_geometry=sync_geometry, info=info,
         original_frames=torch.stack(originals) if keep_original and originals else None,
-        original_times=torch.tensor(original_times, dtype=torch.float64) if keep_original else None)
+        original_times=torch.tensor(original_times, dtype=torch.float64) if keep_original else None,
+        frame_rule=frame_rule)
