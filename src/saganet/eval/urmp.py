@@ -103,8 +103,11 @@ def _dist() -> tuple[int, int]:
 
 def run_urmp(root: str | Path, out_dir: str | Path, metadata: str | Path | None = None, variant: str = "saganet_small",
              opts: EvalOptions | None = None, steps: int = 25, cfg_strength: float = 4.5, seed: int = 14159265,
-             device: str = "cpu", limit: int | None = None, duration: float = 5.0) -> dict | None:
-    """Generate (resumable, rank-sharded) then score on rank 0. Returns the results on rank 0, else None."""
+             device: str = "cpu", limit: int | None = None, duration: float | None = None) -> dict | None:
+    """Generate (resumable, rank-sharded) then score on rank 0. Returns the results on rank 0, else None.
+
+    `duration`: seconds generated per row (None: the clip's length capped at what the model was trained on,
+    5 s for the released SAGANet)."""
     import torch
 
     from saganet.io.audio import write_audio

@@ -53,6 +53,13 @@ class Embedder(Protocol):
 
 
 def resolve_eval_weights(name: str, offline: bool | None = None) -> Path:
+    """Cached path of an evaluation checkpoint (downloaded unless offline)."""
+    from saganet.weights import cache_dir, is_offline
+
+    if (is_offline() if offline is None else offline) and not (cache_dir() / name).is_file():
+        raise CheckpointError(f"evaluation weights {name} not found in {cache_dir()} and downloads are off: "
+                              f"fetch {EVAL_WEIGHTS[name].url} into that folder, or run `saganet evaluate` "
+                              "online once (or use --weights random to test the plumbing)")
     return resolve(name, offline=offline, registry=EVAL_WEIGHTS)
 
 

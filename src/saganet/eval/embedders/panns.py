@@ -159,9 +159,10 @@ class PannsEmbedder:
 
     @torch.no_grad()
     def embed(self, wav: np.ndarray) -> dict[str, np.ndarray]:
-        # the clip must cover one STFT window (reflect padding needs > n_fft / 2 samples)
+        # five 2x2 poolings need >= 32 frames: shorter clips (< 0.32 s) are zero-padded to that
         x = torch.as_tensor(np.asarray(wav, np.float32))
-        if len(x) <= self.model.cfg.window_size:
-            x = F.pad(x, (0, self.model.cfg.window_size + 1 - len(x)))
+        min_len = 32 * self.model.cfg.hop_size
+        if len(x) < min_len:
+            x = F.pad(x, (0, min_len - len(x)))
         out = self.model(x[None])
         return {"embedding": out["2048"][0].numpy(), "logits": out["logits"][0].numpy()}
