@@ -91,18 +91,65 @@ def test_rope_rotates_adjacent_pairs():
     torch.testing.assert_close(y[..., 1, 1], s * x[..., 1, 0] + c * x[..., 1, 1])
 
 
+@torch.no_grad()
 def test_interleaved_qkv_split():
-    net = MMDiT(dit_config("tiny"))
+    """q, k, v of head h, channel i are output channels 3*(h*d + i) + 0 / 1 / 2 (the (h d j) layout, RN-1),
+    then q and k are RMS-normalised per head with their own weights; built here channel by channel."""
+    net = _randomize(MMDiT(dit_config("tiny")))
     attn = net.fused_blocks[0].attn
     h, d = attn.num_heads, attn.head_dim
-    x = torch.randn(1, 3, net.hidden_dim)
-    qkv = attn.qkv(x).view(1, 3, h, d, 3)  # Q1: channel 3*(head*d + i) + j
-    with torch.no_grad():
-        attn.q_norm.weight.fill_(1.0)
-        attn.k_norm.weight.fill_(1.0)
+    assert h > 1  # so that a head mix-up shows
+    b, n = 2, 3
+    x = torch.randn(b, n, net.hidden_dim)
+    y = x @ attn.qkv.weight.T + attn.qkv.bias  # (b, n, 3 * dim), the raw projection
+    want = torch.zeros(3, b, h, n, d)
+    for head in range(h):
+        for i in range(d):
+            for j in range(3):
+                want[j, :, head, :, i] = y[:, :, 3 * (head * d + i) + j]
+
+    def rms(z: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:  # nn.RMSNorm, eps = finfo.eps
+        return z / torch.sqrt(z.pow(2).mean(-1, keepdim=True) + torch.finfo(z.dtype).eps) * weight
+
     q, k, v = attn.pre_attention(x)
-    torch.testing.assert_close(v, qkv[..., 2].permute(0, 2, 1, 3))
-    torch.testing.assert_close(q, attn.q_norm(qkv[..., 0].permute(0, 2, 1, 3)))
+    assert not torch.equal(attn.q_norm.weight, attn.k_norm.weight)  # a q/k swap shows
+    torch.testing.assert_close(q, rms(want[0], attn.q_norm.weight))
+    torch.testing.assert_close(k, rms(want[1], attn.k_norm.weight))
+    torch.testing.assert_close(v, want[2])
+
+
+def _flow_by_hand(net: MMDiT, latent, clip_f, sync_f, text_f, t) -> torch.Tensor:
+    """The network's forward written out from the reference description (conditioning, then the blocks),
+    using only the sub-modules: sync position embedding per 8-token segment, nearest-exact upsampling by
+    its index formula, RoPE tables built here, the final layer modulated by global_c (not extended_c)."""
+    B, N, _ = latent.shape
+    n_clip, n_sync = clip_f.shape[1], sync_f.shape[1]
+    seg = torch.arange(n_sync) % 8
+    sync = net.sync_input_proj(sync_f + net.sync_pos_emb.reshape(8, -1)[seg])
+    src = [min(int((i + 0.5) * n_sync / N), n_sync - 1) for i in range(N)]  # nearest-exact
+    sync = sync[:, src]
+    clip, text = net.clip_input_proj(clip_f), net.text_input_proj(text_f)
+    clip_c, text_c = net.clip_cond_proj(clip.mean(1)), net.text_cond_proj(text.mean(1))
+    global_c = (net.t_embed(t) + net.global_cond_mlp(clip_c + text_c))[:, None]
+    extended_c = global_c + sync
+    hd = net.hidden_dim // net.num_heads
+    latent_rot = compute_rope_rotations(N, hd, 10000, freq_scaling=1.0)
+    clip_rot = compute_rope_rotations(n_clip, hd, 10000, freq_scaling=N / n_clip)
+    x = net.audio_input_proj(latent)
+    for block in net.joint_blocks:
+        x, clip, text = block(x, clip, text, global_c, extended_c, latent_rot, clip_rot)
+    for block in net.fused_blocks:
+        x = block(x, extended_c, latent_rot)
+    return net.final_layer(x, global_c)
+
+
+@pytest.mark.parametrize("duration", [1.0, 2.0])  # 2 s: 40 sync tokens onto 63 latents, a non-integer ratio
+@torch.no_grad()
+def test_forward_equals_the_reference_composition(duration):
+    cfg = dit_config("tiny", duration=duration)
+    net = _randomize(MMDiT(cfg)).eval()
+    args = _inputs(cfg)
+    torch.testing.assert_close(net(*args), _flow_by_hand(net, *args))
 
 
 def test_forward_shapes_conditions_and_normalize():
@@ -115,7 +162,8 @@ def test_forward_shapes_conditions_and_normalize():
         assert pre.clip_f_c.shape == (2, cfg.hidden_dim)
         flow = net.predict_flow(latent, t, pre)
         assert flow.shape == latent.shape
-        torch.testing.assert_close(flow, net(latent, clip_f, sync_f, text_f, t))
+        # every sample depends only on its own inputs
+        torch.testing.assert_close(net(latent[1:], clip_f[1:], sync_f[1:], text_f[1:], t[1:]), flow[1:])
         empty = net.get_empty_conditions(3)
         assert empty.clip_f.shape == (3, cfg.clip_seq_len, cfg.hidden_dim)
         assert torch.equal(empty.text_f[0], empty.text_f[2])
