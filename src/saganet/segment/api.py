@@ -7,10 +7,11 @@
 
 Segmenters: "color" (non-learned, flat-coloured scenes, no download) and "sam2.1-tiny|small|base-plus|large"
 (SAM 2.1 video propagation, text through Grounding DINO), or any object with `segment(frames, objects,
-max_objects, min_score) -> list[ObjectTrack]` and `name` / `model` attributes.
+max_objects, min_score) -> list[ObjectTrack]` and `name` / `model_id` attributes.
 
 `propagate_fps` segments only frames on a grid at that rate (plus the prompted frames) and fills the frames in
-between by interpolating each object's signed distance field in time: much faster for slow models, at some
+between by moving the neighbouring key masks along their centroids' path and blending their signed distance
+fields: much faster for slow models, at some
 cost in accuracy (measured in benchmarks/bench_segment.py).
 """
 
@@ -69,21 +70,32 @@ def _as_objects(prompts: Sequence[ObjectPrompt] | Iterable[tuple[str, str]]) -> 
     return parse_prompt_args(items)  # type: ignore[arg-type]
 
 
+def _sdf(m: np.ndarray) -> np.ndarray:
+    """Signed distance (pixels, > 0 inside) of a boolean mask."""
+    if not m.any():
+        return np.full(m.shape, -1e3, np.float32)
+    if m.all():
+        return np.full(m.shape, 1e3, np.float32)
+    return (ndimage.distance_transform_edt(m) - ndimage.distance_transform_edt(~m)).astype(np.float32)
+
+
+def _centroid(m: np.ndarray) -> np.ndarray | None:
+    ys, xs = np.nonzero(m)
+    return np.array([ys.mean(), xs.mean()]) if ys.size else None
+
+
+def _shift(m: np.ndarray, d: np.ndarray) -> np.ndarray:
+    return ndimage.shift(m.astype(np.uint8), np.round(d), order=0, mode="constant", cval=0).astype(bool)
+
+
 def interpolate_masks(keys: np.ndarray, masks: np.ndarray, n_frames: int) -> np.ndarray:
     """Masks on frames `keys` (sorted, (K,), with (K, H, W) bool) -> (n_frames, H, W) bool.
 
-    Between two key frames the signed distance fields are interpolated linearly and thresholded at 0, so a
-    moving or growing object morphs instead of jumping; outside the key range the nearest key is held.
+    Between two key frames both masks are moved towards each other along their centroids' path, and their
+    signed distance fields are blended linearly and thresholded at 0: a moving, growing object morphs
+    instead of jumping. Outside the key range the nearest key is held; an empty key mask fades by the blend.
     """
-    def sdf(m: np.ndarray) -> np.ndarray:
-        if not m.any():
-            return np.full(m.shape, -1e3, np.float32)
-        if m.all():
-            return np.full(m.shape, 1e3, np.float32)
-        return (ndimage.distance_transform_edt(m) - ndimage.distance_transform_edt(~m)).astype(np.float32)
-
     out = np.zeros((n_frames, *masks.shape[1:]), bool)
-    fields = [sdf(m) for m in masks]
     for t in range(n_frames):
         j = int(np.searchsorted(keys, t, side="right")) - 1
         if j < 0:
@@ -92,7 +104,11 @@ def interpolate_masks(keys: np.ndarray, masks: np.ndarray, n_frames: int) -> np.
             out[t] = masks[j]
         else:
             w = (t - keys[j]) / (keys[j + 1] - keys[j])
-            out[t] = (1 - w) * fields[j] + w * fields[j + 1] > 0
+            a, b = masks[j], masks[j + 1]
+            ca, cb = _centroid(a), _centroid(b)
+            if ca is not None and cb is not None:
+                a, b = _shift(a, w * (cb - ca)), _shift(b, -(1 - w) * (cb - ca))
+            out[t] = (1 - w) * _sdf(a) + w * _sdf(b) > 0
     return out
 
 
@@ -168,5 +184,5 @@ def segment_video(video: str | os.PathLike | VideoFrames | DecodedVideo | np.nda
     if dup:
         raise InputError(f"several objects are named {dup}: give each object its own name with --object")
     return SegmentationResult(tracks, frames.times, frames.fps, frames.frame_duration, frames.size,
-                              getattr(seg, "name", type(seg).__name__), getattr(seg, "model", "?"), timings,
+                              getattr(seg, "name", type(seg).__name__), getattr(seg, "model_id", "?"), timings,
                               frames.source, frames if keep_frames else None)

@@ -77,7 +77,7 @@ class ColourSegmenter:
     """`segment(frames, objects)` -> one `ObjectTrack` per object (several per matching text prompt)."""
 
     name = "color"
-    model = "color"
+    model_id = "color"
 
     def __init__(self, palette: dict[str, RGB] | None = None, config: ColourConfig | None = None):
         self.palette = {k.lower(): np.asarray(v, np.float32) for k, v in (palette or {}).items()}
