@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from saganet.batch import Job, iter_failures, read_jobs, run_batch
-from saganet.cli import main
+from saganet.app.batch import Job, iter_failures, read_jobs, run_batch
+from saganet.app.cli import main
 from saganet.errors import InputError
 from saganet.io.writers import write_mask_video, write_video
 

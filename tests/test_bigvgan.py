@@ -1,4 +1,4 @@
-"""BigVGAN v1/v2 (Q23): activations, resampling filters, weight norm keys, loaders."""
+"""BigVGAN v1/v2 (RN-21, RN-31): activations, resampling filters, weight norm keys, loaders."""
 
 import json
 
@@ -114,7 +114,7 @@ def test_legacy_weight_g_v_and_missing_filters_load():
 
 
 def test_resblock_type_2_works_and_removes_weight_norm():
-    m = tiny(2, resblock="2").remove_weight_norm().eval()  # the reference v2 raises NameError here (Q23)
+    m = tiny(2, resblock="2").remove_weight_norm().eval()  # the reference v2 raises NameError here (RN-31)
     assert "resblocks.0.convs.1.weight" in m.state_dict()
     with torch.no_grad():
         assert m(torch.randn(1, 8, 4)).shape == (1, 1, 32)

@@ -16,11 +16,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from saganet.cli import main
+from saganet.app.cli import main
+from saganet.app.outputs import mix_stems
 from saganet.io.audio import read_audio
 from saganet.io.mux import PALETTE
 from saganet.io.writers import write_mask_video
-from saganet.outputs import mix_stems
 
 URMP = "urmp_09_jesus_tpt_vn"
 VIDEO = "Vid_09_Jesus_tpt_vn_159092_164092.mp4"

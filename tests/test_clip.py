@@ -7,7 +7,8 @@ import torch
 from safetensors.torch import save_file
 
 from saganet.errors import CheckpointError
-from saganet.models.clip import ClipEncoder, from_checkpoint, from_config, from_pretrained
+from saganet.models.clip import ClipEncoder, from_config, from_pretrained
+from saganet.pretrained import clip_from_checkpoint as from_checkpoint
 
 TINY_CFG = {
     "embed_dim": 16,

@@ -69,10 +69,10 @@ def test_unknown_variant_and_short_duration_errors():
 
 def test_layer_rules():
     assert swiglu_hidden_dim(4 * 448) == 1280 and swiglu_hidden_dim(4 * 896) == 2560
-    assert swiglu_hidden_dim(4 * 32) == 256  # Q9: rounded UP to 256
+    assert swiglu_hidden_dim(4 * 32) == 256  # rounded UP to 256 (RN-11)
     v1, v2 = TimestepEmbedder(64, 256, 10000), TimestepEmbedder(64, 64, 1)
     assert v1.freqs.shape == (128,) and v1.freqs[0] == 1.0
-    torch.testing.assert_close(v2.freqs, 10000 * TimestepEmbedder(64, 64, 10000).freqs)  # Q7
+    torch.testing.assert_close(v2.freqs, 10000 * TimestepEmbedder(64, 64, 10000).freqs)  # RN-9
     emb = v1.timestep_embedding(torch.zeros(1))
     assert torch.equal(emb[0, :128], torch.ones(128)) and torch.equal(emb[0, 128:], torch.zeros(128))  # cos first
 
@@ -169,11 +169,11 @@ def test_forward_shapes_conditions_and_normalize():
         assert torch.equal(empty.text_f[0], empty.text_f[2])
         neg = net.get_empty_conditions(2, negative_text_features=text_f)
         assert not torch.equal(neg.text_f[0], neg.text_f[1])
-    with pytest.raises(InputError, match="update_seq_lengths"):
+    with pytest.raises(InputError, match="pass latent_seq_len"):
         net.preprocess_conditions(clip_f[:, :-1], sync_f, text_f)
     x = latent.clone()
     y = net.normalize(x)
-    assert torch.equal(x, latent)  # not in place by default (Q4 documented)
+    assert torch.equal(x, latent)  # not in place by default (RN-23)
     torch.testing.assert_close(net.unnormalize(y), latent)
     net.normalize(x, inplace=True)
     torch.testing.assert_close(x, y)
@@ -197,7 +197,7 @@ def test_checkpoint_formats_and_zero_lora_keys_for_no_lora_net():
     src = _randomize(MMDiT(cfg))
     sd = dict(src.state_dict())
     sd["t_embed.freqs"] = src.t_embed.freqs
-    sd["latent_rot"] = src.latent_rot
+    sd["latent_rot"] = src.rotations(src.latent_seq_len, src.clip_seq_len, torch.device("cpu"))[0]
     # what the reference no-LoRA training saves: lora_A random, lora_B zero (exact no-op)
     sd["fused_blocks.0.attn.qkv.lora_A"] = torch.randn(32, cfg.hidden_dim)
     sd["fused_blocks.0.attn.qkv.lora_B"] = torch.zeros(2 * cfg.hidden_dim, 16)
@@ -213,16 +213,22 @@ def test_checkpoint_formats_and_zero_lora_keys_for_no_lora_net():
         load_dit_state_dict(MMDiT(cfg), sd)
 
 
-def test_update_seq_lengths_after_load():
-    """Weights of a 1 s net load into a 2 s net; update_seq_lengths on the 1 s net gives the same function."""
+def test_lengths_come_from_inputs_and_hold_no_state():
+    """A 1 s net runs 2 s inputs exactly like a net configured for 2 s; the call changes no module state."""
     one, two = dit_config("tiny"), dit_config("tiny", duration=2.0)
     assert (two.latent_seq_len, two.clip_seq_len, two.sync_seq_len) == (63, 16, 40)
     net1 = _randomize(MMDiT(one)).eval()
     net2 = MMDiT(two).eval()
     load_dit_state_dict(net2, net1.state_dict())
-    net1.update_seq_lengths(two.latent_seq_len, two.clip_seq_len, two.sync_seq_len)
-    assert net1.latent_rot.shape[1] == 63 and net1.clip_rot.shape[1] == 16
-    torch.testing.assert_close(net1.latent_rot, net2.latent_rot, rtol=0, atol=0)
+    before = {k: v.clone() for k, v in net1.state_dict().items()}
     args = _inputs(two)
     with torch.no_grad():
-        torch.testing.assert_close(net1(*args), net2(*args), rtol=0, atol=0)
+        out1, out2 = net1(*args), net2(*args)
+    torch.testing.assert_close(out1, out2, rtol=0, atol=0)
+    assert out1.shape[1] == 63
+    lat, clip = net1.rotations(63, 16, torch.device("cpu"))
+    assert lat.shape[1] == 63 and clip.shape[1] == 16
+    assert net1.latent_seq_len == one.latent_seq_len  # the configured length is unchanged
+    assert all(torch.equal(before[k], v) for k, v in net1.state_dict().items())
+    with torch.no_grad():  # and the 1 s input still works on the same module afterwards
+        assert net1(*_inputs(one)).shape[1] == one.latent_seq_len

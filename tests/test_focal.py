@@ -1,4 +1,4 @@
-"""Focal prompt: reference mode against a literal per-frame implementation of §6.1, fixed modes, tracking."""
+"""Focal prompt: reference mode against a literal per-frame implementation (RN-18), fixed modes, tracking."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from saganet.focal import focal_crop, mask_boxes
 
 
 def literal_run_focal_crop(x: torch.Tensor, x_mask: torch.Tensor, min_w: int = 56, min_h: int = 56):
-    """§6.1 step by step, one frame at a time (torchvision boxes + v2.Resize), returns the box too."""
+    """RN-18 step by step, one frame at a time (torchvision boxes + v2.Resize), returns the box too."""
     B, T, C, H, W = x.shape
     out_x, out_m, boxes = torch.zeros_like(x), torch.zeros_like(x_mask), []
     for b in range(B):
@@ -87,7 +87,7 @@ def test_mask_boxes_matches_torchvision():
 def test_reference_quirks_empty_frames():
     x, m = make_clip(2, 2, 224, 224, [[(150, 160, 190, 200), None], [None, None]])
     _, _, boxes = focal_crop(x, m, mode="reference")
-    assert boxes[0].tolist() == [0, 0, 206, 216]  # Q18: the empty frame drags the union to the origin
+    assert boxes[0].tolist() == [0, 0, 206, 216]  # the empty frame drags the window to the origin (RN-26)
     assert boxes[1].tolist() == [0, 0, 56, 56]  # all-empty clip -> top-left minimum window
 
 
@@ -110,7 +110,7 @@ def test_full_frame_window_passes_through_unchanged():
     for mode in ("default", "tracking"):
         dx, dm, _ = focal_crop(x, m, mode=mode)
         assert torch.equal(dx, x) and torch.equal(dm, m)
-    # Q17: the reference window is one pixel short of a full-frame object (223 wide), so it resizes
+    # RN-18: the reference window is one pixel short of a full-frame object (223 wide), so it resizes
     assert focal_crop(x, m, mode="reference")[2].tolist() == [[0, 0, 223, 223]]
 
 

@@ -46,7 +46,7 @@ def test_row_rule_contiguous_blocks():
     d = layer.delta_weight()
     a, b = layer.lora_A, layer.lora_B
     torch.testing.assert_close(d[0:4], 2.0 * b[0:4] @ a[0:2])
-    assert torch.equal(d[4:8], torch.zeros(4, 4))  # disabled middle block (NOT "k" under Q1)
+    assert torch.equal(d[4:8], torch.zeros(4, 4))  # disabled middle block (NOT "k": RN-6)
     torch.testing.assert_close(d[8:12], 2.0 * b[4:8] @ a[2:4])
     assert not layer.weight.requires_grad
 

@@ -56,6 +56,10 @@ def test_manifest_keys_shapes_and_counts(path: Path | None):
     assert len(sd) == m["num_state_dict_tensors"]
     # buffers the module computes itself are not in the state dict
     non_persistent = {n: list(b.shape) for n, b in net.named_buffers() if n not in sd}
+    # the RoPE tables are computed per input length (no module state); at the configured lengths they
+    # must have the reference's buffer shapes
+    lat, clip = net.rotations(net.latent_seq_len, net.clip_seq_len, torch.device("cpu"))
+    non_persistent |= {"latent_rot": list(lat.shape), "clip_rot": list(clip.shape)}
     assert non_persistent == {k: v[:-1] for k, v in m["non_persistent_buffers"].items()}
     frozen = sorted(n for n, p in net.named_parameters() if not p.requires_grad)
     assert frozen == sorted(m["requires_grad_false"])
@@ -64,7 +68,7 @@ def test_manifest_keys_shapes_and_counts(path: Path | None):
 
 
 def test_small_and_medium_parameter_counts_match_reference_checklist():
-    """Reference §12 checklist numbers, independent of the manifests."""
+    """Checklist numbers (RN-34), independent of the manifests."""
     counts = {}
     for name in ("small_44k_sa", "small_44k_sa_no_lora", "medium_44k_sa", "medium_44k_sa_no_lora"):
         with torch.device("meta"):

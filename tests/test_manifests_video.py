@@ -42,7 +42,7 @@ def test_reference_frozen_sets(manifests_dir):
     m = json.loads((manifests_dir / "synchformer_mmaudio.json").read_text())
     assert sorted(n for n, p in plain.named_parameters() if not p.requires_grad) == sorted(m["requires_grad_false"])
     n_train = set_trainable(ctx, "additions")
-    assert n_train == 85_450_008  # §5.3: mask embed 393 984 + 12 x 7 088 002
+    assert n_train == 85_450_008  # RN-35: mask embed 393 984 + 12 x 7 088 002
     frozen = {n for n, p in ctx.named_parameters() if not p.requires_grad}
     m = json.loads((manifests_dir / "synchformer_with_context.json").read_text())
     assert frozen == set(m["requires_grad_false"])  # the whole backbone, nothing else

@@ -1,4 +1,4 @@
-"""Mel converter: hand-written Slaney filterbank vs the reference buffers, and the Q21 front end."""
+"""Mel converter: hand-written Slaney filterbank vs the reference buffers, and the front end (RN-19)."""
 
 import json
 

@@ -42,7 +42,7 @@ def test_config_defaults_and_validation():
 
 
 def naive_divided_attention(attn: DividedAttention, x: torch.Tensor, axis: str, f: int) -> torch.Tensor:
-    """Literal per-group loop of Q12: CLS query over all tokens, each group over itself + CLS."""
+    """Literal per-group loop (RN-14): CLS query over all tokens, each group over itself + CLS."""
     N, L, D = x.shape
     H, hd = attn.num_heads, D // attn.num_heads
     n = (L - 1) // f

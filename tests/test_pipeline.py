@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import torch
 
+from saganet.app.outputs import PEAK_LIMIT, mix_stems
+from saganet.builders import build_tiny
 from saganet.errors import InputError
 from saganet.io.masks import MaskSpec
 from saganet.io.writers import write_mask_video, write_video
-from saganet.outputs import PEAK_LIMIT, mix_stems
 from saganet.pipeline import GenerationOptions, GenerationResult, SAGANetPipeline
-from saganet.variants import build_tiny
 
 SR = 16000
 FPS = 25

@@ -52,13 +52,13 @@ def test_fresh_model_init():
     net = SynchformerWithContext(tiny())
     mf = net.vfeat_extractor
     assert torch.count_nonzero(mf.patch_embed_3d_mask.proj.weight) == 0
-    assert torch.count_nonzero(mf.patch_embed_3d_mask.proj.bias) > 0  # Pitfall 4: default-init bias
+    assert torch.count_nonzero(mf.patch_embed_3d_mask.proj.bias) > 0  # default-init bias (RN-17)
     for layer in mf.cross_attn_layers:
         assert layer.attn_factor.item() == 0 and layer.mlp_factor.item() == 0
 
 
 def naive_reference_attention(att: GatedCrossAttention, x: torch.Tensor, ctx: torch.Tensor) -> torch.Tensor:
-    """Pitfall 1 spelled out: with H heads, the first H/3 heads self-attend within q(x) (q, k, v
+    """RN-2 spelled out: with H heads, the first H/3 heads self-attend within q(x) (q, k, v
     interleaved inside the q projection), the other heads self-attend within kv(ctx)."""
     N, L, D = x.shape
     H, hd = att.num_heads, att.head_dim

@@ -9,11 +9,11 @@ import av
 import pytest
 import torch
 
-from saganet.cli import main
-from saganet.toyworld.codec import ToyMelCodec
-from saganet.toyworld.model import ToyFrameFeatures, ToyTextEncoder
+from saganet.app.cli import main
+from saganet.builders import build_toy, toy_checkpoint_path
+from saganet.models.toy import ToyFrameFeatures, ToyTextEncoder
+from saganet.models.toy_codec import ToyMelCodec
 from saganet.toyworld.training import RECIPE_MINUTES, RECIPE_N_TRAIN, RECIPE_STEPS
-from saganet.variants import build_toy, toy_checkpoint_path
 
 
 def test_frame_and_text_features():

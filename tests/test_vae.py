@@ -1,4 +1,4 @@
-"""Mel VAE (Q22): weight normalisation, shapes, posterior, strict loading, encoder dropping."""
+"""Mel VAE (RN-20): weight normalisation, shapes, posterior, strict loading, encoder dropping."""
 
 import math
 

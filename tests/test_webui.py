@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from saganet.app.webui import build_app, generate_for_ui
 from saganet.errors import SaganetError
 from saganet.toyworld import write_split
-from saganet.webui import build_app, generate_for_ui
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import threading
 import pytest
 
 from saganet import weights
-from saganet.errors import CheckpointError
+from saganet.errors import CheckpointError, SaganetError
 from saganet.weights import WeightFile
 
 PAYLOAD = bytes(range(256)) * 40  # 10 240 bytes
@@ -167,7 +167,7 @@ def test_resolve_offline_message(registry, monkeypatch, tmp_path):
     monkeypatch.setattr(weights, "REGISTRY", dict(weights.REGISTRY, **{"saganet.pth": WeightFile(
         "saganet.pth", "http://127.0.0.1:9/x", "4f3a0ebe86bdf956db289894ec531f5e")}))
     with pytest.raises(CheckpointError) as e:
-        weights.resolve("saganet.pth", offline=True)
+        weights.resolve("saganet.pth", offline=True, needed_by="saganet_small")
     msg = str(e.value)
     assert "\n" not in msg and "saganet.pth not found in" in msg and str(tmp_path / "home") in msg
     assert "`saganet weights download saganet_small`" in msg
@@ -204,31 +204,21 @@ def test_registry_facts():
 
 
 def test_variants():
-    assert weights.variant_files("saganet_small")[0] == "saganet.pth"
-    assert weights.variant_files("small_44k_sa") == weights.variant_files("saganet_small")
-    assert "v1-44.pth" in weights.variant_files("saganet_small_no_lora")
-    assert "saganet_no_lora.pth" in weights.variant_files("small_44k_sa_no_lora")
-    assert set(weights.variant_files("small_16k")) >= {"mmaudio_small_16k.pth", "v1-16.pth", "best_netG.pt"}
-    assert "empty_string.pth" in weights.variant_files("saganet_small", training=True)
-    assert weights.variant_files("toy") == [] and weights.variant_hub_models("toy") == []
-    assert [m.key for m in weights.variant_hub_models("large_44k_v2")] == ["clip", "bigvgan_v2"]
-    for v in weights.VARIANTS:
-        assert all(f in weights.REGISTRY for f in weights.variant_files(v, training=True))
-    with pytest.raises(CheckpointError, match="unknown variant"):
-        weights.variant_files("huge_96k")
+    from saganet import registry
 
-
-def test_cache_dir_default(monkeypatch):
-    import platformdirs
-
-    monkeypatch.delenv("SAGANET_HOME", raising=False)
-    assert str(weights.cache_dir()).startswith(platformdirs.user_cache_dir("saganet"))
-
-
-def test_hub_offline_error(monkeypatch, tmp_path):
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
-    with pytest.raises(CheckpointError, match="nvidia/bigvgan_v2_44khz_128band_512x unavailable"):
-        weights.resolve_hub("bigvgan_v2", offline=True)
-    with pytest.raises(CheckpointError, match="unavailable"):
-        weights.resolve_hub("clip", offline=True)
+    assert registry.variant_files("saganet_small")[0] == "saganet.pth"
+    assert registry.variant_files("small_44k_sa") == registry.variant_files("saganet_small")
+    assert "v1-44.pth" in registry.variant_files("saganet_small_no_lora")
+    assert "saganet_no_lora.pth" in registry.variant_files("small_44k_sa_no_lora")
+    assert set(registry.variant_files("small_16k")) >= {"mmaudio_small_16k.pth", "v1-16.pth", "best_netG.pt"}
+    # SAGANet generation never reads MMAudio's Synchformer: it is a training start point only
+    assert "synchformer_state_dict.pth" not in registry.variant_files("saganet_small")
+    assert "synchformer_state_dict.pth" in registry.variant_files("saganet_small", training=True)
+    assert "empty_string.pth" in registry.variant_files("saganet_small", training=True)
+    assert registry.variant_files("toy") == [] and registry.variant_hub_models("toy") == []
+    assert registry.variant_hub_models("large_44k_v2") == ["clip", "bigvgan_v2"]
+    for v in registry.VARIANTS:
+        assert all(f in weights.REGISTRY for f in registry.variant_files(v, training=True))
+        assert all(h in weights.HUB_MODELS for h in registry.variant_hub_models(v))
+    with pytest.raises(SaganetError, match="unknown variant"):
+        registry.variant_files("huge_96k")

@@ -1,6 +1,6 @@
 """Audio codec used by the pipeline: waveform <-> VAE latents, and latents -> waveform.
 
-`MelVAECodec` = mel converter + mel VAE + BigVGAN vocoder (reference §7, §12):
+`MelVAECodec` = mel converter + mel VAE + BigVGAN vocoder (RN-38):
 16k = mel 16k + VAE 16k + BigVGAN v1 (`best_netG.pt`); 44k = mel 44k + VAE 44k + BigVGAN v2 (hub).
 Latents are channel-last `(B, N, C)` as the DiT wants them; one latent frame covers `hop_length`
 samples (mel hop x 2), so a clip of L samples has ceil(L / hop_length) latent frames

@@ -1,4 +1,4 @@
-"""Sequence lengths and MM-DiT configurations (reference §1, §2.1).
+"""Sequence lengths and MM-DiT configurations (RN-32, RN-33).
 
 `SequenceConfig` turns a duration and an audio sample rate into the token counts of the four streams
 (audio latent, CLIP frames, Synchformer features, waveform samples). `DiTConfig` holds the
@@ -30,7 +30,7 @@ __all__ = [
 
 @dataclass(frozen=True)
 class SequenceConfig:
-    """Token counts for one clip duration (reference §1, `saganet/model/sequence_config.py`).
+    """Token counts for one clip duration (RN-32).
 
     `spectrogram_frame_rate` is the mel hop length in samples (256 at 16 kHz, 512 at 44.1 kHz).
     """
@@ -93,7 +93,7 @@ CONFIG_44K_SA = SequenceConfig(duration=5.0, sampling_rate=44100, spectrogram_fr
 
 @dataclass(frozen=True)
 class DiTConfig:
-    """Architecture of the MM-DiT (`MMAudio` constructor arguments, reference §2.1).
+    """Architecture of the MM-DiT (`MMAudio` constructor arguments, RN-33).
 
     `depth` counts all blocks: `depth - fused_depth` joint (three-stream) blocks, the last one
     "pre-only", then `fused_depth` single-stream blocks. The head width is `hidden_dim // num_heads`.

@@ -1,20 +1,20 @@
 """Focal prompt: object masks -> bounding boxes -> crops of the frames and masks, resized to 224².
 
-Three modes (reference §6, quirks Q17-Q19):
+Three modes (RN-18, RN-26, RN-27):
 
 * `"reference"`: SAGANet's `run_focal_crop` exactly (the released weights saw these crops). Any
   non-zero pixel is foreground; per frame a box with *inclusive* maxima; a common size
   `max_t max(x_max - x_min, min_size)` (one pixel short for large objects); per-frame windows shifted
-  back inside the frame; one union window per clip. Q18: an empty frame contributes (0, 0, 0, 0) and
+  back inside the frame; one union window per clip. An empty frame contributes (0, 0, 0, 0) and
   drags the union to the origin; an all-empty clip gives the top-left `min_size` window.
 * `"default"`: the same single window per clip, with what no weight depends on fixed: masks are
   binarised at `threshold`, the box covers the whole object (inclusive maxima + 1), empty frames are
   ignored in the union, and an all-empty clip gives the whole frame (with a warning).
 * `"tracking"`: like `"default"` but each frame gets its own window of the common size (what the
-  reference's broken `_focal_crop` fallback intended, §6.2). Empty frames reuse the nearest
+  reference's broken `_focal_crop` fallback intended, RN-27). Empty frames reuse the nearest
   non-empty frame's window.
 
-Resizing is `F.interpolate(bilinear, align_corners=False, antialias=True)` on float values (Q19);
+Resizing is `F.interpolate(bilinear, align_corners=False, antialias=True)` on float values (RN-18);
 a window that already has the output size is passed through unchanged.
 """
 
@@ -31,6 +31,8 @@ from saganet.errors import InputError
 log = logging.getLogger(__name__)
 
 FocalMode = Literal["reference", "default", "tracking"]
+# The one default everywhere; released SAGANet variants are configured with "reference" (registry).
+DEFAULT_FOCAL_MODE: FocalMode = "default"
 
 
 def _pair(v: int | tuple[int, int]) -> tuple[int, int]:
@@ -81,7 +83,7 @@ def _fill_empty(boxes: torch.Tensor, nonempty: torch.Tensor) -> torch.Tensor:
 def focal_crop(
     frames: torch.Tensor,
     masks: torch.Tensor,
-    mode: FocalMode = "default",
+    mode: FocalMode = DEFAULT_FOCAL_MODE,
     min_size: int | tuple[int, int] = 56,
     out_size: tuple[int, int] = (224, 224),
     threshold: float = 0.5,
@@ -114,7 +116,7 @@ def focal_crop(
     out_size = _pair(out_size)
 
     if mode == "reference":
-        fg = masks[:, :, 0] != 0  # no threshold: any non-zero value (Q17)
+        fg = masks[:, :, 0] != 0  # no threshold: any non-zero value (RN-18)
         crop_masks = masks
     else:
         fg = masks[:, :, 0] >= threshold
@@ -122,7 +124,7 @@ def focal_crop(
     boxes, nonempty = mask_boxes(fg)  # (B, T, 4), (B, T)
     x_min, y_min, x_max, y_max = boxes.unbind(-1)
 
-    extent = 0 if mode == "reference" else 1  # reference: inclusive max - min, one pixel short (Q17)
+    extent = 0 if mode == "reference" else 1  # reference: one pixel short (RN-18)
     w = (x_max - x_min + extent).clamp(min=min_w)
     h = (y_max - y_min + extent).clamp(min=min_h)
     if mode != "reference":  # empty frames do not vote on the size either
@@ -143,7 +145,7 @@ def focal_crop(
             box = torch.tensor([0, 0, W, H], device=frames.device)
             win_b = box.expand(T, 4)
         elif mode == "reference":
-            win_b = win[b]  # empty frames keep their (0, 0)-anchored window (Q18)
+            win_b = win[b]  # empty frames keep their (0, 0)-anchored window (RN-26)
         else:
             win_b = win[b][nonempty[b]]
         if mode == "tracking":

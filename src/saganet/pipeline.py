@@ -1,4 +1,4 @@
-"""Video + object masks + text -> one audio stem per object (the data flow of SPEC §2 lives here).
+"""Video + object masks + text -> one audio stem per object (the data flow of RN-42 lives here).
 
     pipe = SAGANetPipeline.from_variant("toy")
     video = pipe.load_video("clip.mp4")
@@ -13,6 +13,7 @@ and returns one stem.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from dataclasses import asdict, dataclass, field
 
@@ -28,6 +29,9 @@ log = logging.getLogger(__name__)
 
 # Sync features need 16 frames at 25 fps.
 MIN_DURATION = 16 / 25
+MAX_STEPS = 1000
+MAX_CFG = 100.0
+MAX_SEED = 2**63 - 1  # torch.Generator.manual_seed takes a signed 64-bit seed
 
 
 @dataclass
@@ -46,10 +50,20 @@ class GenerationOptions:
     progress: bool = True
 
     def validate(self) -> None:
+        """Every option finite and in range (the message names the allowed range)."""
         if self.sampler not in SAMPLERS:
             raise InputError(f"unknown sampler '{self.sampler}': choose one of {', '.join(SAMPLERS)}")
-        if self.steps < 1:
-            raise InputError(f"steps must be >= 1, got {self.steps}")
+        if isinstance(self.steps, bool) or not isinstance(self.steps, int) or not 1 <= self.steps <= MAX_STEPS:
+            raise InputError(f"steps must be an integer in [1, {MAX_STEPS}], got {self.steps!r}")
+        cfg = self.cfg_strength
+        if isinstance(cfg, bool) or not isinstance(cfg, (int, float)) or not math.isfinite(cfg) or not 0 <= cfg <= MAX_CFG:
+            raise InputError(f"cfg strength must be a finite number in [0, {MAX_CFG:g}], got {cfg!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed <= MAX_SEED:
+            raise InputError(f"seed must be an integer in [0, {MAX_SEED}], got {self.seed!r}")
+        for what, texts in (("prompt", [self.prompt, *self.prompts.values()]),
+                            ("negative prompt", [self.negative_prompt, *self.negative_prompts.values()])):
+            if not all(isinstance(t, str) for t in texts):
+                raise InputError(f"every {what} must be text")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -80,7 +94,8 @@ class SAGANetPipeline:
 
     @classmethod
     def from_variant(cls, variant: str, device: str = "cpu", dtype: torch.dtype = torch.float32) -> SAGANetPipeline:
-        from saganet.variants import build_variant, canonical
+        from saganet.builders import build_variant
+        from saganet.registry import canonical
 
         return cls(build_variant(variant), canonical(variant), device, dtype)
 
@@ -104,63 +119,61 @@ class SAGANetPipeline:
         return load_masks(specs, video, pad=pad, strict=strict)
 
     # -- generation ---------------------------------------------------------------------------
-    def _text(self, texts: list[str]) -> torch.Tensor:
-        """Per-token text features; the empty prompt uses the model's stored empty-string feature."""
-        dit = self.model.dit
-        out = dit.get_empty_string_sequence(len(texts)).clone()
-        filled = [i for i, t in enumerate(texts) if t]
-        if filled:
-            out[filled] = self.model.encode_text([texts[i] for i in filled]).to(out)
-        return out
+    def check_inputs(self, video: DecodedVideo, masks: list[ObjectMask], opt: GenerationOptions) -> list[ObjectMask]:
+        """Validate before any network runs; returns the masks the model will use."""
+        opt.validate()
+        m = self.model
+        if video.duration < MIN_DURATION or video.sync_frames.shape[0] < 16:
+            raise InputError(f"video segment is {video.duration:.2f} s: at least {MIN_DURATION:.2f} s is needed")
+        if m.segaware and not masks:
+            raise InputError("this variant is segmentation-aware: give at least one object mask (--mask)")
+        if not m.segaware and masks:
+            log.warning("variant %s has no segmentation-aware encoder: masks are ignored, one stem is made",
+                        self.variant)
+            return []
+        for o in masks:
+            if o.masks.shape[0] != video.sync_frames.shape[0]:
+                raise InputError(f"mask '{o.name}' has {o.masks.shape[0]} frames but the video has "
+                                 f"{video.sync_frames.shape[0]}: align them first")
+        return masks
 
     @torch.no_grad()
     def generate(self, video: DecodedVideo, masks: list[ObjectMask] | None = None,
                  options: GenerationOptions | None = None) -> GenerationResult:
         """One stem per object (masks), or one stem for the whole scene when the model takes no masks."""
         opt = options or GenerationOptions()
-        opt.validate()
         m, dev, dt = self.model, self.device, self.dtype
         timings: dict[str, float] = {}
-        if video.duration < MIN_DURATION or video.sync_frames.shape[0] < 16:
-            raise InputError(f"video segment is {video.duration:.2f} s: at least {MIN_DURATION:.2f} s is needed")
-        masks = list(masks or [])
-        if m.segaware and not masks:
-            raise InputError("this variant is segmentation-aware: give at least one object mask (--mask)")
-        if not m.segaware and masks:
-            log.warning("variant %s has no segmentation-aware encoder: masks are ignored, one stem is made",
-                        self.variant)
-            masks = []
+        # 1. check inputs
+        masks = self.check_inputs(video, list(masks or []), opt)
         names = [o.name for o in masks] or ["audio"]
         n = len(names)
-        seq = m.set_duration(video.duration)
-        tc, ts = seq.clip_seq_len, video.sync_frames.shape[0]
+        seq = m.seq_for(video.duration)
 
+        # 2. encode the conditions shared by all objects (CLIP frames, prompts)
         t0 = time.perf_counter()
-        if opt.mask_away_clip:
-            clip_f = m.dit.get_empty_clip_sequence(1)
-        else:
-            clip_f = m.encode_clip(video.clip_frames[None, :tc].to(dev, dt))
         prompts = [opt.prompts.get(nm, opt.prompt) for nm in names]
         negatives = [opt.negative_prompts.get(nm, opt.negative_prompt) for nm in names]
-        text_f = self._text(prompts)
-        neg_f = self._text(negatives) if any(negatives) else None
+        frames = None if opt.mask_away_clip else video.clip_frames[None, : seq.clip_seq_len].to(dev, dt)
+        conds = m.encode_conditions(prompts, clip_frames=frames, negative_prompts=negatives,
+                                    clip_seq_len=seq.clip_seq_len, mask_away_clip=opt.mask_away_clip)
         timings["encode_clip_text"] = time.perf_counter() - t0
 
+        # 3. encode each object's motion with its mask (one batch)
         t0 = time.perf_counter()
-        m.sync_encoder.progress = opt.progress
         frames = video.sync_frames[None].to(dev, dt)
         if m.segaware:
             obj_masks = torch.stack([o.masks for o in masks]).to(dev, dt)  # (n, T, 1, S, S)
-            if obj_masks.shape[1] != ts:
-                raise InputError(f"masks have {obj_masks.shape[1]} frames but the video has {ts}: align them first")
-            sync_f = m.encode_sync(frames.expand(n, -1, -1, -1, -1), obj_masks)
+            sync_f = m.encode_sync(frames.expand(n, -1, -1, -1, -1), obj_masks, progress=opt.progress)
         else:
-            sync_f = m.encode_sync(frames)
+            sync_f = m.encode_sync(frames, progress=opt.progress)
         sync_f = sync_f[:, : seq.sync_seq_len]
         timings["encode_sync"] = time.perf_counter() - t0
 
+        # 4. sample the latents and decode them to waveforms
         t0 = time.perf_counter()
-        wav = sample_audio(m, clip_f.expand(n, -1, -1), sync_f, text_f, opt, negative_text_f=neg_f)
+        wav = sample_audio(m, conds.clip_f, sync_f, conds.text_f, opt, negative_text_f=conds.negative_text_f,
+                           latent_seq_len=seq.latent_seq_len)
         wav = wav[:, : int(round(video.duration * m.sample_rate))]
         timings["sample_decode"] = time.perf_counter() - t0
         return GenerationResult(names, wav.float().cpu(), m.sample_rate, video.duration, prompts, timings)
@@ -168,13 +181,16 @@ class SAGANetPipeline:
 
 @torch.no_grad()
 def sample_audio(model: AudioGenerator, clip_f: torch.Tensor, sync_f: torch.Tensor, text_f: torch.Tensor,
-                 opt: GenerationOptions, negative_text_f: torch.Tensor | None = None) -> torch.Tensor:
-    """Conditions `(B, ...)` -> waveforms `(B, L)`: seeded noise, ODE sampling with CFG, codec decode."""
+                 opt: GenerationOptions, negative_text_f: torch.Tensor | None = None,
+                 latent_seq_len: int | None = None) -> torch.Tensor:
+    """Conditions `(B, ...)` -> waveforms `(B, L)`: seeded noise, ODE sampling with CFG, codec decode.
+
+    `latent_seq_len` defaults to the model's trained length (the conditions must then have its lengths)."""
     dit, dev = model.dit, clip_f.device
     g = torch.Generator(device=dev).manual_seed(opt.seed)
     # One draw per row: torch.randn(B, n) does not start with torch.randn(1, n) when n % 16 != 0 (CPU
     # normal fill works in blocks of 16), so a batched object would not match its single-object run.
-    shape = (1, model.seq.latent_seq_len, dit.cfg.latent_dim)
+    shape = (1, latent_seq_len or model.seq.latent_seq_len, dit.cfg.latent_dim)
     x0 = torch.cat([torch.randn(shape, generator=g, device=dev) for _ in range(len(clip_f))])
     latent = generate_latents(dit, clip_f, sync_f, text_f, x0.to(clip_f.dtype), steps=opt.steps,
                               cfg_strength=opt.cfg_strength, method=opt.sampler,

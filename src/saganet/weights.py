@@ -74,25 +74,6 @@ HUB_MODELS: dict[str, HubModel] = {
                            ("config.json", "bigvgan_generator.pt")),
 }
 
-_44K = ("v1-44.pth", "synchformer_state_dict.pth")
-# Files (registry names) and hub models each variant needs for inference. The SAGANet demo also loads
-# MMAudio's synchformer file first (then overwrites it from the SAGANet checkpoint), so it is listed.
-VARIANTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "small_16k": (("mmaudio_small_16k.pth", "v1-16.pth", "best_netG.pt", "synchformer_state_dict.pth"), ("clip",)),
-    "small_44k": (("mmaudio_small_44k.pth", *_44K), ("clip", "bigvgan_v2")),
-    "medium_44k": (("mmaudio_medium_44k.pth", *_44K), ("clip", "bigvgan_v2")),
-    "large_44k": (("mmaudio_large_44k.pth", *_44K), ("clip", "bigvgan_v2")),
-    "large_44k_v2": (("mmaudio_large_44k_v2.pth", *_44K), ("clip", "bigvgan_v2")),
-    "saganet_small": (("saganet.pth", *_44K), ("clip", "bigvgan_v2")),
-    "saganet_small_no_lora": (("saganet_no_lora.pth", *_44K), ("clip", "bigvgan_v2")),
-    "toy": ((), ()),  # ships with the package
-}
-ALIASES = {"small_44k_sa": "saganet_small", "small_44k_sa_no_lora": "saganet_small_no_lora",
-           "saganet": "saganet_small", "saganet_no_lora": "saganet_small_no_lora"}
-# Extra files for training a SAGANet model from MMAudio (reference Runner: empty_string + MMAudio small 44k).
-TRAINING_EXTRA = ("empty_string.pth", "mmaudio_small_44k.pth")
-
-
 def _truthy(v: str | None) -> bool:
     return (v or "").strip().lower() in ("1", "true", "yes", "on")
 
@@ -109,33 +90,6 @@ def cache_dir() -> Path:
 
         home = platformdirs.user_cache_dir("saganet")
     return Path(home).expanduser() / "weights"
-
-
-def canonical_variant(variant: str) -> str:
-    v = ALIASES.get(variant, variant)
-    if v not in VARIANTS:
-        raise CheckpointError(f"unknown variant '{variant}': choose one of {', '.join(sorted(VARIANTS))}")
-    return v
-
-
-def variant_files(variant: str, training: bool = False) -> list[str]:
-    """Registry names of the files `variant` needs (plus training extras)."""
-    files = list(VARIANTS[canonical_variant(variant)][0])
-    if training:
-        files += [f for f in TRAINING_EXTRA if f not in files]
-    return files
-
-
-def variant_hub_models(variant: str) -> list[HubModel]:
-    return [HUB_MODELS[k] for k in VARIANTS[canonical_variant(variant)][1]]
-
-
-def _variant_for(name: str) -> str:
-    """A variant that needs `name` (for the error message's command)."""
-    for v, (files, _) in VARIANTS.items():
-        if name in files:
-            return v
-    return "saganet_small --training" if name in TRAINING_EXTRA else "VARIANT"
 
 
 def _entry(name: str, registry: dict[str, WeightFile] | None) -> WeightFile:
@@ -243,8 +197,13 @@ def _fetch(url: str, part: Path, entry: WeightFile, quiet: bool, timeout: float)
     return resumed
 
 
+def _download_hint(needed_by: str | None) -> str:
+    cmd = f"saganet weights download {needed_by}" if needed_by else "saganet weights download VARIANT"
+    return f"run `{cmd}` with internet access"
+
+
 def resolve(name: str, offline: bool | None = None, registry: dict[str, WeightFile] | None = None,
-            quiet: bool = False) -> Path:
+            quiet: bool = False, needed_by: str | None = None) -> Path:
     """Path of a registry file in the cache, downloading it unless offline.
 
     Offline and missing -> `CheckpointError`: "weights file X not found in CACHE: run
@@ -255,12 +214,11 @@ def resolve(name: str, offline: bool | None = None, registry: dict[str, WeightFi
     if path.is_file():
         return path
     if is_offline() if offline is None else offline:
-        raise CheckpointError(f"weights file {entry.name} not found in {cache_dir()}: run "
-                              f"`saganet weights download {_variant_for(entry.name)}` (needs internet access)")
+        raise CheckpointError(f"weights file {entry.name} not found in {cache_dir()}: {_download_hint(needed_by)}")
     return download(entry.name, registry=registry, quiet=quiet)
 
 
-def resolve_hub(model: str | HubModel, offline: bool | None = None) -> Path:
+def resolve_hub(model: str | HubModel, offline: bool | None = None, needed_by: str | None = None) -> Path:
     """Local folder of a HF hub model (download unless offline); `CheckpointError` if unavailable."""
     hub = HUB_MODELS[model] if isinstance(model, str) else model
     off = is_offline() if offline is None else offline
@@ -272,17 +230,6 @@ def resolve_hub(model: str | HubModel, offline: bool | None = None) -> Path:
             return paths[0].parent
         return Path(snapshot_download(hub.repo_id, local_files_only=off))
     except Exception as e:  # huggingface_hub raises many types (offline, missing, HTTP); one message for all
-        how = ("it is not in the Hugging Face cache and downloads are off (HF_HUB_OFFLINE / --offline)"
-               if off else f"download failed: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
-        raise CheckpointError(f"model {hub.repo_id} unavailable: {how}; run `saganet weights download VARIANT` "
-                              "with internet access") from e
-
-
-def download_variant(variant: str, training: bool = False, quiet: bool = False,
-                     hub: bool = True) -> list[Path]:
-    """Fetch (or verify) every file `variant` needs, plus its hub models; returns the registry file paths."""
-    paths = [download(name, quiet=quiet) for name in variant_files(variant, training)]
-    if hub:
-        for m in variant_hub_models(variant):
-            resolve_hub(m, offline=False)
-    return paths
+        how = ("it is not in the Hugging Face cache and downloads are off (HF_HUB_OFFLINE or SAGANET_OFFLINE "
+               "is set)" if off else f"download failed: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
+        raise CheckpointError(f"model {hub.repo_id} unavailable: {how}; {_download_hint(needed_by)}") from e

@@ -1,4 +1,4 @@
-"""Golden runners for the audio path: mel converter, VAE, BigVGAN v1 / v2 (reference README §3)."""
+"""Golden runners for the audio path: mel converter, VAE, BigVGAN v1 / v2 (RN-41)."""
 
 from __future__ import annotations
 

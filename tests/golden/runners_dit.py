@@ -1,4 +1,4 @@
-"""Golden runners for the MM-DiT: kinds `mmaudio_net_forward` and `euler_cfg_sample` (reference README §3)."""
+"""Golden runners for the MM-DiT: kinds `mmaudio_net_forward` and `euler_cfg_sample` (RN-41)."""
 
 from __future__ import annotations
 
@@ -54,7 +54,7 @@ def run_mmaudio_net_forward(case: GoldenCase) -> dict[str, torch.Tensor]:
     use_lora = bool(case.config.get("use_lora"))
     if use_lora:
         out["flow_unmerged_train_mode"] = net.train()(*args)
-    net.eval()  # Q3: merges LoRA in place
+    net.eval()  # merges LoRA in place (RN-7)
     out["flow"] = net(*args)
     pre = net.preprocess_conditions(i["clip_f"], i["sync_f"], i["text_f"])
     out |= _fields("pre", pre)
@@ -62,7 +62,8 @@ def run_mmaudio_net_forward(case: GoldenCase) -> dict[str, torch.Tensor]:
     net.predict_flow(i["latent"], i["t"], pre)
     for h in handles:
         h.remove()
-    out["aux.latent_rot"], out["aux.clip_rot"] = net.latent_rot, net.clip_rot
+    out["aux.latent_rot"], out["aux.clip_rot"] = net.rotations(i["latent"].shape[1], i["clip_f"].shape[1],
+                                                               i["latent"].device)
     out["aux.t_embed.freqs"] = net.t_embed.freqs
     if use_lora:
         sd = net.state_dict()

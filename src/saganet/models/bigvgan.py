@@ -1,4 +1,4 @@
-"""BigVGAN vocoders: v1 (MMAudio's 16 kHz `BigVGANVocoder`) and v2 (NVIDIA BigVGAN-v2, 44.1 kHz), quirk Q23.
+"""BigVGAN vocoders: v1 (MMAudio's 16 kHz `BigVGANVocoder`) and v2 (NVIDIA BigVGAN-v2, 44.1 kHz), RN-21.
 
 Why we own this code instead of depending on a package: we need pure PyTorch (no CUDA extension
 build), the exact state-dict key layout of both released checkpoints (weight-norm parametrisation
@@ -21,7 +21,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import weight_norm
 
-from saganet.checkpoint import load_strict
+from saganet.models.state_dict import load_strict
 
 
 @dataclass
@@ -79,7 +79,7 @@ BIGVGAN_V2_44K = BigVGANConfig(
 )
 
 
-# ----------------------------------------------------------------------------- activations (Q23)
+# ------------------------------------------------------------------ activations (RN-21)
 
 
 class Snake(nn.Module):
@@ -229,7 +229,7 @@ class AMPBlock1(nn.Module):
 
 
 class AMPBlock2(nn.Module):
-    """Per dilation d: x += conv_d(act(x)). (The reference v2 `remove_weight_norm` crashes for this type, Q23;
+    """Per dilation d: x += conv_d(act(x)). (The reference v2 `remove_weight_norm` crashes for it, RN-31;
     ours works.)"""
 
     def __init__(self, cfg: BigVGANConfig, channels: int, kernel_size: int, dilation: list[int]) -> None:

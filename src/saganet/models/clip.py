@@ -1,16 +1,14 @@
-"""CLIP image and per-token text features through open_clip (reference §7 "CLIP ...", "Text features").
+"""CLIP image and per-token text features through open_clip (RN-37).
 
-The module itself does no file I/O; the builders at the bottom (`from_pretrained`, `from_checkpoint`) are
-the only places that read weights, and they turn every failure into one-line `CheckpointError`s.
+The module itself does no file I/O except `from_pretrained` (open_clip's own hub loader); weights on disk are
+read by `saganet.pretrained.clip_from_checkpoint`. Failures become one-line `CheckpointError`s.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -113,7 +111,7 @@ def _tokenizer_for(name: str | None, context_length: int):
     return open_clip.get_tokenizer(name)
 
 
-def _finish(model: nn.Module, tokenizer_name: str | None) -> ClipEncoder:
+def finish_encoder(model: nn.Module, tokenizer_name: str | None) -> ClipEncoder:
     model.eval().requires_grad_(False)
     context = int(model.positional_embedding.shape[0])
     return ClipEncoder(model, _tokenizer_for(tokenizer_name, context))
@@ -137,48 +135,7 @@ def build_clip_model(model_cfg: Mapping) -> nn.Module:
 
 def from_config(model_cfg: Mapping, tokenizer: str | None = None) -> ClipEncoder:
     """Random-weight encoder from a config dict (tiny test models); the default tokenizer works offline."""
-    return _finish(build_clip_model(model_cfg), tokenizer)
-
-
-def from_checkpoint(
-    path: str | os.PathLike, model_cfg: Mapping | str | None = None, tokenizer: str | None = DEFAULT_TOKENIZER
-) -> ClipEncoder:
-    """Encoder from local weights.
-
-    `path` is either a folder with `open_clip_config.json` (+ `open_clip_model.safetensors` or
-    `open_clip_pytorch_model.bin`), i.e. a downloaded hub snapshot, or a weights file; then `model_cfg` is a
-    config dict or an open_clip model name (e.g. "ViT-H-14-378-quickgelu").
-    """
-    import open_clip
-
-    from saganet.checkpoint import load_strict, read_checkpoint
-
-    path = Path(path)
-    if path.is_dir():
-        cfg_file = path / "open_clip_config.json"
-        if not cfg_file.is_file():
-            raise CheckpointError(f"{path} has no open_clip_config.json (not an open_clip model folder)")
-        if model_cfg is None:
-            model_cfg = json.loads(cfg_file.read_text()).get("model_cfg")
-        for name in ("open_clip_model.safetensors", "open_clip_pytorch_model.bin"):
-            if (path / name).is_file():
-                path = path / name
-                break
-        else:
-            raise CheckpointError(f"no open_clip weights (open_clip_model.safetensors / .bin) in {path}")
-    if isinstance(model_cfg, str):
-        name = model_cfg
-        model_cfg = open_clip.get_model_config(name)
-        if model_cfg is None:
-            raise CheckpointError(f"unknown open_clip model config {name!r}")
-    if model_cfg is None:
-        raise CheckpointError(f"no CLIP config given for the weights file {path}")
-    model = build_clip_model(model_cfg)
-    sd = read_checkpoint(path)
-    sd = sd.get("state_dict", sd)
-    sd = {k.removeprefix("module."): v for k, v in sd.items()}
-    load_strict(model, sd, what="CLIP model")
-    return _finish(model, tokenizer)
+    return finish_encoder(build_clip_model(model_cfg), tokenizer)
 
 
 def from_pretrained(hub_id: str = DEFAULT_HUB_ID, tokenizer: str = DEFAULT_TOKENIZER) -> ClipEncoder:
@@ -193,4 +150,4 @@ def from_pretrained(hub_id: str = DEFAULT_HUB_ID, tokenizer: str = DEFAULT_TOKEN
         raise CheckpointError(
             f"cannot load CLIP weights {hub_id}{hint}: {type(e).__name__}: {e}".splitlines()[0]
         ) from e
-    return _finish(model, tokenizer)
+    return finish_encoder(model, tokenizer)

@@ -1,4 +1,4 @@
-"""The MM-DiT flow network of MMAudio / SAGANet (reference §2), with optional LoRA (§3).
+"""The MM-DiT flow network of MMAudio / SAGANet with optional LoRA (RN-1, RN-5 to RN-13).
 
 Three token streams (audio latent, CLIP frames, text) go through `depth - fused_depth` joint blocks
 (one joint attention over [latent, clip, text]), then the latent alone goes through `fused_depth`
@@ -19,7 +19,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from saganet.checkpoint import load_strict
 from saganet.configs import DiTConfig
 from saganet.errors import CheckpointError, InputError
 from saganet.models.layers import (
@@ -33,6 +32,7 @@ from saganet.models.layers import (
     modulate,
 )
 from saganet.models.lora import LoRAMergedLinear, lora_layers, mark_lora_merged, sync_lora_to_mode
+from saganet.models.state_dict import load_strict
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ class PreprocessedConditions:
 class SelfAttention(nn.Module):
     """qkv projection + per-head RMSNorm of q, k + RoPE; the attention itself is done by the caller.
 
-    Q1 interleaved qkv: the 3·dim output channels are split as (heads, head_dim, 3) with q/k/v
+    Interleaved qkv (RN-1): the 3·dim output channels are split as (heads, head_dim, 3) with q/k/v
     innermost: channel `3*(h*head_dim + i) + j` is head h, channel i, and q/k/v for j = 0/1/2.
     """
 
@@ -93,7 +93,7 @@ class SelfAttention(nn.Module):
         super().__init__()
         self.dim, self.num_heads, self.head_dim = dim, num_heads, dim // num_heads
         if use_lora:
-            # Q2: loralib MergedLinear(enable_lora=[True, False, True]) on contiguous thirds.
+            # RN-6: loralib MergedLinear(enable_lora=[True, False, True]) on contiguous thirds.
             self.qkv: nn.Linear = LoRAMergedLinear(dim, 3 * dim, r=lora_r, lora_alpha=lora_alpha,
                                                    enable_lora=(True, False, True), bias=True)
         else:
@@ -106,11 +106,11 @@ class SelfAttention(nn.Module):
                       ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """x (B, N, dim) -> q, k, v each (B, H, N, head_dim)."""
         b, n, _ = x.shape
-        qkv = self.qkv(x).view(b, n, self.num_heads, self.head_dim, 3)  # Q1: j innermost
+        qkv = self.qkv(x).view(b, n, self.num_heads, self.head_dim, 3)  # j innermost (RN-1)
         qkv = qkv.permute(4, 0, 2, 1, 3)  # (3, B, H, N, d)
         q, k, v = qkv[0], qkv[1], qkv[2]
         q, k = self.q_norm(q), self.k_norm(k)
-        if rot is not None:  # Q8: RoPE after the q/k RMSNorm, never on v
+        if rot is not None:  # RoPE after the q/k RMSNorm, never on v (RN-10)
             q, k = apply_rope(q, rot), apply_rope(k, rot)
         return q, k, v
 
@@ -166,7 +166,7 @@ class MMDitSingleBlock(nn.Module):
 
 
 class JointBlock(nn.Module):
-    """Latent, clip and text streams with one joint attention over [latent, clip, text] tokens (Q8)."""
+    """Latent, clip and text streams with one joint attention over [latent, clip, text] tokens (RN-10)."""
 
     def __init__(self, dim: int, num_heads: int, mlp_ratio: float = 4.0, pre_only: bool = False,
                  use_lora: bool = False, lora_r: int = 16, lora_alpha: int = 32) -> None:
@@ -229,12 +229,9 @@ class MMDiT(nn.Module):
         self.latent_dim = cfg.latent_dim
         self.hidden_dim = h
         self.num_heads = cfg.num_heads
-        self._latent_seq_len = cfg.latent_seq_len
-        self._clip_seq_len = cfg.clip_seq_len
-        self._sync_seq_len = cfg.sync_seq_len
-        self._text_seq_len = cfg.text_seq_len
+        self._rot_cache: dict[tuple[int, int, str], tuple[torch.Tensor, torch.Tensor]] = {}
 
-        # Q10: v1 = SELU after the conv projections, no activation after the clip/text linears;
+        # RN-12: v1 = SELU after the conv projections, no activation after the clip/text linears;
         # v2 = SiLU everywhere (which shifts the Sequential indices of the clip/text MLPs to 2).
         act = nn.SiLU if cfg.v2 else nn.SELU
         self.audio_input_proj = nn.Sequential(
@@ -256,11 +253,11 @@ class MMDiT(nn.Module):
         self.clip_cond_proj = nn.Linear(h, h)
         self.text_cond_proj = nn.Linear(h, h)
         self.global_cond_mlp = MLP(h, 4 * h)
-        # Q5: one learned position per feature within an 8-feature Synchformer segment.
+        # RN-8: one learned position per feature within an 8-feature Synchformer segment.
         self.sync_pos_emb = nn.Parameter(torch.zeros(1, 1, 8, cfg.sync_dim))
 
         self.final_layer = FinalBlock(h, cfg.latent_dim)
-        if cfg.v2:  # Q7
+        if cfg.v2:  # RN-9
             self.t_embed = TimestepEmbedder(h, frequency_embedding_size=h, max_period=1)
         else:
             self.t_embed = TimestepEmbedder(h, frequency_embedding_size=256, max_period=10000)
@@ -293,11 +290,10 @@ class MMDiT(nn.Module):
         self.empty_sync_feat = nn.Parameter(torch.zeros(1, cfg.sync_dim))
 
         self.initialize_weights()
-        self._init_rotations()
 
     # ------------------------------------------------------------------ set-up
     def initialize_weights(self) -> None:
-        """Fresh-module init (§2.12): xavier linears, zero adaLN / final layer / sync_pos_emb / empty feats."""
+        """Fresh-module init (RN-17): xavier linears, zero adaLN / final layer / sync_pos_emb / empty feats."""
         for m in self.modules():
             if isinstance(m, nn.Linear):  # includes the LoRA base weight (loralib subclasses Linear too)
                 nn.init.xavier_uniform_(m.weight)
@@ -316,41 +312,40 @@ class MMDiT(nn.Module):
         for p in (self.sync_pos_emb, self.empty_clip_feat, self.empty_sync_feat):
             nn.init.zeros_(p)
 
-    def _init_rotations(self) -> None:
-        device = self.latent_mean.device
-        hd = self.hidden_dim // self.num_heads
-        latent_rot = compute_rope_rotations(self._latent_seq_len, hd, 10000, freq_scaling=1.0, device=device)
-        # Q8: clip positions scaled onto the latent time axis.
-        clip_rot = compute_rope_rotations(self._clip_seq_len, hd, 10000,
-                                          freq_scaling=self._latent_seq_len / self._clip_seq_len, device=device)
-        self.register_buffer("latent_rot", latent_rot, persistent=False)
-        self.register_buffer("clip_rot", clip_rot, persistent=False)
+    def rotations(self, latent_seq_len: int, clip_seq_len: int, device: torch.device
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+        """float32 RoPE tables for these lengths: latent `(1, N, d/2, 2, 2)`, clip `(1, Nc, d/2, 2, 2)`.
 
-    def update_seq_lengths(self, latent_seq_len: int, clip_seq_len: int, sync_seq_len: int) -> None:
-        """Switch to another duration: store the lengths and recompute the float32 RoPE tables.
-
-        Like the reference, `t_embed.freqs` is left as is (after `.to(bfloat16)` it stays bf16).
+        Computed from the input's lengths (any duration) and cached per (lengths, device); no module
+        state changes between calls. Like the reference, `t_embed.freqs` is not touched.
         """
-        if sync_seq_len % 8:
-            raise InputError(f"sync_seq_len must be a multiple of 8, got {sync_seq_len}")
-        self._latent_seq_len, self._clip_seq_len, self._sync_seq_len = latent_seq_len, clip_seq_len, sync_seq_len
-        self._init_rotations()
+        key = (latent_seq_len, clip_seq_len, str(device))
+        rot = self._rot_cache.get(key)
+        if rot is None:
+            hd = self.hidden_dim // self.num_heads
+            latent_rot = compute_rope_rotations(latent_seq_len, hd, 10000, freq_scaling=1.0, device=device)
+            # clip positions scaled onto the latent time axis (RN-10).
+            clip_rot = compute_rope_rotations(clip_seq_len, hd, 10000,
+                                              freq_scaling=latent_seq_len / clip_seq_len, device=device)
+            rot = self._rot_cache[key] = (latent_rot, clip_rot)
+        return rot
 
     @property
     def latent_seq_len(self) -> int:
-        return self._latent_seq_len
+        """The configured (trained) latent length; inputs of other lengths are accepted."""
+        return self.cfg.latent_seq_len
 
     @property
     def clip_seq_len(self) -> int:
-        return self._clip_seq_len
+        return self.cfg.clip_seq_len
 
     @property
     def sync_seq_len(self) -> int:
-        return self._sync_seq_len
+        return self.cfg.sync_seq_len
 
     @property
     def text_seq_len(self) -> int:
-        return self._text_seq_len
+        return self.cfg.text_seq_len
 
     @property
     def device(self) -> torch.device:
@@ -358,40 +353,56 @@ class MMDiT(nn.Module):
 
     # ------------------------------------------------------------------ latents
     def normalize(self, x: torch.Tensor, inplace: bool = False) -> torch.Tensor:
-        """VAE latent -> network space: `(x - mean) / std`. Q4: the reference does this IN PLACE;
+        """VAE latent -> network space: `(x - mean) / std`. The reference does this IN PLACE (RN-23);
         we return a new tensor unless `inplace=True`."""
         if inplace:
             return x.sub_(self.latent_mean).div_(self.latent_std)
         return (x - self.latent_mean) / self.latent_std
 
     def unnormalize(self, x: torch.Tensor, inplace: bool = False) -> torch.Tensor:
-        """Network space -> VAE latent: `x * std + mean` (Q4: not in place unless asked)."""
+        """Network space -> VAE latent: `x * std + mean` (not in place unless asked, RN-23)."""
         if inplace:
             return x.mul_(self.latent_std).add_(self.latent_mean)
         return x * self.latent_std + self.latent_mean
 
     # ------------------------------------------------------------------ conditions
-    def _check_len(self, name: str, x: torch.Tensor, expected: int) -> None:
-        if x.ndim != 3 or x.shape[1] != expected:
-            raise InputError(
-                f"{name} has shape {tuple(x.shape)}, expected (B, {expected}, C) for the current duration "
-                "(call update_seq_lengths for another duration)"
-            )
+    @staticmethod
+    def _check_shape(name: str, x: torch.Tensor, length: int | None = None) -> None:
+        if x.ndim != 3 or (length is not None and x.shape[1] != length):
+            want = f"(B, {length}, C)" if length is not None else "(B, N, C)"
+            raise InputError(f"{name} has shape {tuple(x.shape)}, expected {want}")
 
-    def preprocess_conditions(self, clip_f: torch.Tensor, sync_f: torch.Tensor,
-                              text_f: torch.Tensor) -> PreprocessedConditions:
-        """Project the three condition streams; cache the result across ODE steps."""
-        self._check_len("clip_f", clip_f, self._clip_seq_len)
-        self._check_len("sync_f", sync_f, self._sync_seq_len)
-        self._check_len("text_f", text_f, self._text_seq_len)
-        bs = clip_f.shape[0]
-        # Q5: (B, S*8, D) -> (B, S, 8, D) + per-position embedding.
-        sync_f = (sync_f.view(bs, self._sync_seq_len // 8, 8, -1) + self.sync_pos_emb).flatten(1, 2)
+    def default_latent_seq_len(self, clip_seq_len: int, sync_seq_len: int) -> int:
+        """The latent length for condition lengths, when the caller gives none: the configured one if the
+        inputs have the configured lengths, else it cannot be known (it depends on the sample rate)."""
+        if (clip_seq_len, sync_seq_len) == (self.cfg.clip_seq_len, self.cfg.sync_seq_len):
+            return self.cfg.latent_seq_len
+        raise InputError(f"conditions of {clip_seq_len} CLIP / {sync_seq_len} sync tokens are not the configured "
+                         "duration: pass latent_seq_len (SequenceConfig.with_duration(...).latent_seq_len)")
+
+    def preprocess_conditions(self, clip_f: torch.Tensor, sync_f: torch.Tensor, text_f: torch.Tensor,
+                              latent_seq_len: int | None = None) -> PreprocessedConditions:
+        """Project the three condition streams; cache the result across ODE steps.
+
+        clip_f `(B, Nc, clip_dim)`, sync_f `(B, Ns, sync_dim)` with Ns a multiple of 8, text_f
+        `(B, text_seq_len, text_dim)`. Lengths come from the inputs; the sync stream is upsampled to
+        `latent_seq_len` (default: the configured length, when the inputs have the configured lengths).
+        """
+        self._check_shape("clip_f", clip_f)
+        self._check_shape("sync_f", sync_f)
+        self._check_shape("text_f", text_f, self.cfg.text_seq_len)
+        if sync_f.shape[1] % 8:
+            raise InputError(f"sync_f has {sync_f.shape[1]} tokens: a multiple of 8 is needed (8 per segment)")
+        if latent_seq_len is None:
+            latent_seq_len = self.default_latent_seq_len(clip_f.shape[1], sync_f.shape[1])
+        bs, n_sync = clip_f.shape[0], sync_f.shape[1]
+        # (B, S*8, D) -> (B, S, 8, D) + per-position embedding (RN-8).
+        sync_f = (sync_f.view(bs, n_sync // 8, 8, -1) + self.sync_pos_emb).flatten(1, 2)
         clip_f = self.clip_input_proj(clip_f)  # (B, Nc, h)
         sync_f = self.sync_input_proj(sync_f)  # (B, Ns, h)
         text_f = self.text_input_proj(text_f)  # (B, Nt, h)
-        # Q5: upsample to the latent length with nearest-EXACT (not "nearest").
-        sync_f = F.interpolate(sync_f.transpose(1, 2), size=self._latent_seq_len, mode="nearest-exact").transpose(1, 2)
+        # RN-8: upsample to the latent length with nearest-EXACT (not "nearest").
+        sync_f = F.interpolate(sync_f.transpose(1, 2), size=latent_seq_len, mode="nearest-exact").transpose(1, 2)
         clip_f_c = self.clip_cond_proj(clip_f.mean(dim=1))  # (B, h)
         text_f_c = self.text_cond_proj(text_f.mean(dim=1))  # (B, h), padding tokens included
         return PreprocessedConditions(clip_f, sync_f, text_f, clip_f_c, text_f_c)
@@ -399,21 +410,24 @@ class MMDiT(nn.Module):
     def get_empty_string_sequence(self, bs: int) -> torch.Tensor:
         return self.empty_string_feat.unsqueeze(0).expand(bs, -1, -1)
 
-    def get_empty_clip_sequence(self, bs: int) -> torch.Tensor:
-        return self.empty_clip_feat.unsqueeze(0).expand(bs, self._clip_seq_len, -1)
+    def get_empty_clip_sequence(self, bs: int, length: int | None = None) -> torch.Tensor:
+        """`(bs, length, clip_dim)`, length defaulting to the configured one."""
+        return self.empty_clip_feat.unsqueeze(0).expand(bs, length or self.cfg.clip_seq_len, -1)
 
-    def get_empty_sync_sequence(self, bs: int) -> torch.Tensor:
-        return self.empty_sync_feat.unsqueeze(0).expand(bs, self._sync_seq_len, -1)
+    def get_empty_sync_sequence(self, bs: int, length: int | None = None) -> torch.Tensor:
+        return self.empty_sync_feat.unsqueeze(0).expand(bs, length or self.cfg.sync_seq_len, -1)
 
-    def get_empty_conditions(self, bs: int, negative_text_features: torch.Tensor | None = None
-                             ) -> PreprocessedConditions:
-        """Unconditional branch for CFG (Q11): empty clip + empty sync + (empty string or negative text).
+    def get_empty_conditions(self, bs: int, negative_text_features: torch.Tensor | None = None, *,
+                             clip_seq_len: int | None = None, sync_seq_len: int | None = None,
+                             latent_seq_len: int | None = None) -> PreprocessedConditions:
+        """Unconditional branch for CFG (RN-13): empty clip + empty sync + (empty string or negative text).
 
         Computed at batch 1 and expanded; with `negative_text_features` (bs, Nt, text_dim) the text
         fields are computed per sample.
         """
         text = negative_text_features if negative_text_features is not None else self.get_empty_string_sequence(1)
-        c = self.preprocess_conditions(self.get_empty_clip_sequence(1), self.get_empty_sync_sequence(1), text)
+        c = self.preprocess_conditions(self.get_empty_clip_sequence(1, clip_seq_len),
+                                       self.get_empty_sync_sequence(1, sync_seq_len), text, latent_seq_len)
         c.clip_f = c.clip_f.expand(bs, -1, -1)
         c.sync_f = c.sync_f.expand(bs, -1, -1)
         c.clip_f_c = c.clip_f_c.expand(bs, -1)
@@ -425,7 +439,8 @@ class MMDiT(nn.Module):
     # ------------------------------------------------------------------ flow
     def predict_flow(self, latent: torch.Tensor, t: torch.Tensor, conds: PreprocessedConditions) -> torch.Tensor:
         """latent (B, N, latent_dim), t (B,) or scalar -> velocity (B, N, latent_dim)."""
-        self._check_len("latent", latent, self._latent_seq_len)
+        self._check_shape("latent", latent, conds.sync_f.shape[1])
+        latent_rot, clip_rot = self.rotations(latent.shape[1], conds.clip_f.shape[1], latent.device)
         if t.ndim == 0:
             t = t.expand(latent.shape[0])
         x = self.audio_input_proj(latent)  # (B, N, h)
@@ -434,15 +449,15 @@ class MMDiT(nn.Module):
         extended_c = global_c + conds.sync_f  # (B, N, h): per-latent-frame modulation
         clip_f, text_f = conds.clip_f, conds.text_f
         for block in self.joint_blocks:
-            x, clip_f, text_f = block(x, clip_f, text_f, global_c, extended_c, self.latent_rot, self.clip_rot)
+            x, clip_f, text_f = block(x, clip_f, text_f, global_c, extended_c, latent_rot, clip_rot)
         for block in self.fused_blocks:
-            x = block(x, extended_c, self.latent_rot)
-        # Q6: the final layer is modulated with global_c, not extended_c (MMAudio's known slip, kept).
+            x = block(x, extended_c, latent_rot)
+        # The final layer is modulated with global_c, not extended_c (MMAudio's slip, kept: RN-5).
         return self.final_layer(x, global_c)
 
     def forward(self, latent: torch.Tensor, clip_f: torch.Tensor, sync_f: torch.Tensor, text_f: torch.Tensor,
                 t: torch.Tensor) -> torch.Tensor:
-        return self.predict_flow(latent, t, self.preprocess_conditions(clip_f, sync_f, text_f))
+        return self.predict_flow(latent, t, self.preprocess_conditions(clip_f, sync_f, text_f, latent.shape[1]))
 
 
 # Reference name.
@@ -456,7 +471,7 @@ def adapt_dit_state_dict(net: MMDiT, src: Mapping[str, torch.Tensor | Mapping]) 
       with "lora" (as the reference loads them); MMAudio runner files `{"weights": ...}`; bare dicts.
     * Drops the non-persistent `t_embed.freqs`, `latent_rot`, `clip_rot`.
     * For a net WITHOUT LoRA, drops `lora_A`/`lora_B` pairs whose ΔW is exactly zero (B or A all
-      zero; what the reference no-LoRA training config saves, §13 item 7). Non-zero pairs are kept so
+      zero; what the reference no-LoRA training config saves, RN-30). Non-zero pairs are kept so
       the strict load reports them.
     """
     if "network" in src and isinstance(src["network"], Mapping):
@@ -482,7 +497,7 @@ def load_dit_state_dict(net: MMDiT, src: Mapping[str, torch.Tensor | Mapping], *
     """Load a DiT checkpoint into `net` strictly (one `CheckpointError` naming every bad key).
 
     `lora_merged` (LoRA nets only) says whether the checkpoint's qkv weights ALREADY include
-    `scaling·ΔW`. True for released SAGANet files (saved in eval mode, Q3): the weight is used as is
+    `scaling·ΔW`. True for released SAGANet files (saved in eval mode, RN-7): the weight is used as is
     and ΔW is never added twice. False for a raw train-mode `state_dict()`. After loading, each LoRA
     layer is brought to the state its module mode implies (merged in eval, un-merged in train), so
     the function computed is the same in both modes.

@@ -13,13 +13,14 @@ takes no masks.
 
 from __future__ import annotations
 
-from typing import Protocol
+from dataclasses import dataclass
+from typing import Literal, Protocol
 
 import torch
 from torch import nn
 
 from saganet.configs import SequenceConfig
-from saganet.focal import FocalMode, focal_crop
+from saganet.focal import DEFAULT_FOCAL_MODE, FocalMode, focal_crop
 from saganet.models.dit import MMDiT
 from saganet.models.sync_encoder import SegAwareSyncEncoder, SyncEncoder
 
@@ -35,6 +36,22 @@ class TextEncoder(Protocol):
     def encode_text(self, texts: list[str]) -> torch.Tensor: ...
 
 
+# How an empty positive prompt becomes text features: "encode" runs the text encoder on "" (the reference's
+# rule, RN-48); "stored" uses the DiT's stored empty-string feature (what the
+# shipped toy models were evaluated with). A missing negative prompt always uses the stored feature.
+EmptyPromptRule = Literal["encode", "stored"]
+
+
+@dataclass
+class Conditions:
+    """The DiT's condition inputs for B rows: clip_f `(B, Nc, Dc)`, text_f `(B, Lt, Dt)`, and
+    negative_text_f `(B, Lt, Dt)` or None (the unconditional branch then uses the stored empty string)."""
+
+    clip_f: torch.Tensor
+    text_f: torch.Tensor
+    negative_text_f: torch.Tensor | None = None
+
+
 class AudioGenerator(nn.Module):
     """Holds frame/text encoders, the sync encoder, the MM-DiT and the audio codec.
 
@@ -43,11 +60,15 @@ class AudioGenerator(nn.Module):
 
     def __init__(self, dit: MMDiT, sync_encoder: SegAwareSyncEncoder | SyncEncoder, frame_encoder: nn.Module,
                  text_encoder: nn.Module, codec: nn.Module, seq: SequenceConfig, clip_size: int, sync_size: int,
-                 focal_mode: FocalMode = "default", use_clip_frames: bool = True) -> None:
+                 focal_mode: FocalMode = DEFAULT_FOCAL_MODE, use_clip_frames: bool = True,
+                 empty_prompt: EmptyPromptRule = "encode") -> None:
         super().__init__()
         self.dit, self.sync_encoder, self.codec = dit, sync_encoder, codec
         self.frame_encoder, self.text_encoder = frame_encoder, text_encoder
+        # configuration, fixed at build time (never changed by a call): the trained sequence config,
+        # frame sizes, the focal-crop rule the weights were trained with, the empty-prompt rule
         self.seq, self.clip_size, self.sync_size, self.focal_mode = seq, clip_size, sync_size, focal_mode
+        self.empty_prompt = empty_prompt
         # False: the model was trained with the learned empty CLIP feature in place of frames (the
         # reference's --mask_away_clip); full-frame CLIP features cannot say which object is meant.
         self.use_clip_frames = use_clip_frames
@@ -64,37 +85,81 @@ class AudioGenerator(nn.Module):
     def focal_min_size(self) -> int:
         return max(1, round(REFERENCE_MIN_CROP * self.sync_size / REFERENCE_SYNC_SIZE))
 
-    def set_duration(self, duration: float) -> SequenceConfig:
-        """Recompute every sequence length for `duration` seconds (any duration >= 0.64 s)."""
-        self.seq = self.seq.with_duration(duration)
-        self.seq.validate()
-        self.dit.update_seq_lengths(self.seq.latent_seq_len, self.seq.clip_seq_len, self.seq.sync_seq_len)
-        return self.seq
+    def seq_for(self, duration: float) -> SequenceConfig:
+        """The sequence lengths for `duration` seconds (any duration >= 0.64 s); the model is unchanged."""
+        seq = self.seq.with_duration(duration)
+        seq.validate()
+        return seq
 
-    def focal_prompt(self, frames: torch.Tensor, masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Focal crops of `frames (B, T, 3, S, S)` / `masks (B, T, 1, S, S)` at the sync size."""
-        detail, detail_masks, _ = focal_crop(frames, masks, mode=self.focal_mode, min_size=self.focal_min_size,
-                                             out_size=(self.sync_size, self.sync_size))
+    def focal_prompt(self, frames: torch.Tensor, masks: torch.Tensor, focal_mode: FocalMode | None = None
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Focal crops of `frames (B, T, 3, S, S)` / `masks (B, T, 1, S, S)` at the sync size
+        (`focal_mode` defaults to the mode this model was configured with)."""
+        detail, detail_masks, _ = focal_crop(frames, masks, mode=focal_mode or self.focal_mode,
+                                             min_size=self.focal_min_size, out_size=(self.sync_size, self.sync_size))
         return detail, detail_masks
 
     def encode_sync(self, frames: torch.Tensor, masks: torch.Tensor | None = None,
-                    detail_frames: torch.Tensor | None = None,
-                    detail_masks: torch.Tensor | None = None) -> torch.Tensor:
-        """`frames (B, T, 3, S, S)` in [-1, 1] (+ masks `(B, T, 1, S, S)`) -> `(B, sync_seq_len, Ds)`."""
+                    detail_frames: torch.Tensor | None = None, detail_masks: torch.Tensor | None = None, *,
+                    focal_mode: FocalMode | None = None, progress: bool = False) -> torch.Tensor:
+        """`frames (B, T, 3, S, S)` in [-1, 1] (+ masks `(B, T, 1, S, S)`) -> `(B, S*8, Ds)`."""
         if not self.segaware:
-            return self.sync_encoder(frames)
+            return self.sync_encoder(frames, progress=progress)
         if masks is None:
             raise ValueError("the segmentation-aware encoder needs object masks")
         if detail_frames is None or detail_masks is None:
-            detail_frames, detail_masks = self.focal_prompt(frames, masks)
-        return self.sync_encoder(frames, masks, detail_frames, detail_masks)
+            detail_frames, detail_masks = self.focal_prompt(frames, masks, focal_mode)
+        return self.sync_encoder(frames, masks, detail_frames, detail_masks, progress=progress)
 
     def encode_clip(self, frames: torch.Tensor) -> torch.Tensor:
         """`frames (B, Tc, 3, H, W)` in [0, 1] -> `(B, Tc, Dc)` (the empty feature if frames are not used)."""
         if not self.use_clip_frames:
-            return self.dit.get_empty_clip_sequence(frames.shape[0]).to(frames.dtype)
+            return self.dit.get_empty_clip_sequence(frames.shape[0], frames.shape[1]).to(frames.dtype)
         return self.frame_encoder.encode_frames(frames)
 
     def encode_text(self, texts: list[str]) -> torch.Tensor:
         """`texts` -> per-token features `(B, Lt, Dt)`."""
         return self.text_encoder.encode_text(texts)
+
+    def encode_conditions(self, prompts: list[str] | None = None, *, clip_frames: torch.Tensor | None = None,
+                          clip_f: torch.Tensor | None = None, text_f: torch.Tensor | None = None,
+                          negative_prompts: list[str] | None = None, clip_seq_len: int | None = None,
+                          mask_away_clip: bool = False) -> Conditions:
+        """The one place where condition features are assembled (pipeline, trainer, evaluations).
+
+        One row per prompt (or per row of `text_f`). CLIP: `clip_f (B, Nc, Dc)` as given, else `clip_frames (1|B, Nc, 3, H, W)`
+        encoded, or the learned empty feature when the model does not use frames, `mask_away_clip` is set
+        or no frames are given (then `clip_seq_len` gives its length). Text: `text_f (B, Lt, Dt)` as given
+        (precomputed for `prompts`), else the prompts encoded; empty prompts follow `self.empty_prompt`.
+        Negative prompts: rows with text are encoded, empty rows use the stored empty string; all empty
+        gives None (the DiT's own unconditional branch).
+        """
+        if prompts is None and text_f is None:
+            raise ValueError("give prompts or precomputed text_f")
+        b = len(prompts) if prompts is not None else text_f.shape[0]
+        dit = self.dit
+        if not self.use_clip_frames or mask_away_clip or (clip_f is None and clip_frames is None):
+            n = clip_seq_len or (clip_f.shape[1] if clip_f is not None else
+                                 clip_frames.shape[1] if clip_frames is not None else None)
+            clip = dit.get_empty_clip_sequence(b, n)
+        elif clip_f is not None:
+            clip = clip_f
+        else:
+            clip = self.frame_encoder.encode_frames(clip_frames)
+        if clip.shape[0] == 1 and b > 1:
+            clip = clip.expand(b, -1, -1)
+        stored = dit.get_empty_string_sequence(b)
+        if text_f is None:
+            text_f = self.encode_text(prompts).to(stored) if (
+                self.empty_prompt == "encode" or any(prompts)) else stored.clone()
+        if self.empty_prompt == "stored" and prompts is not None:
+            empty_rows = [i for i, p in enumerate(prompts) if not p]
+            if empty_rows:
+                text_f = text_f.clone()
+                text_f[empty_rows] = stored[empty_rows].to(text_f)
+        neg = None
+        if negative_prompts is not None and any(negative_prompts):
+            neg = stored.clone()
+            rows = [i for i, p in enumerate(negative_prompts) if p]
+            neg[rows] = self.encode_text([negative_prompts[i] for i in rows]).to(neg)
+        return Conditions(clip, text_f, neg)

@@ -1,6 +1,6 @@
 """Low-level MM-DiT layers: channel-last convs, SwiGLU MLPs, adaLN modulation, RoPE, attention, t-embedding.
 
-Reference §2.2, §2.4, §2.8. Module and parameter names follow MMAudio so that checkpoints load as is.
+See RN-9, RN-10, RN-11. Module and parameter names follow MMAudio so that checkpoints load as is.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ class ChannelLastConv1d(nn.Conv1d):
 
 
 def swiglu_hidden_dim(hidden_dim: int, multiple_of: int = 256) -> int:
-    """Q9 width rule: `int(2 * hidden / 3)` rounded UP to a multiple of 256 (so tiny models get 256)."""
+    """Width rule (RN-11): `int(2 * hidden / 3)` rounded UP to a multiple of 256 (so tiny models get 256)."""
     hidden_dim = int(2 * hidden_dim / 3)
     return multiple_of * ((hidden_dim + multiple_of - 1) // multiple_of)
 
@@ -73,7 +73,7 @@ def compute_rope_rotations(length: int, dim: int, theta: float = 10000.0, *, fre
                            device: torch.device | str | None = None) -> torch.Tensor:
     """RoPE rotation matrices, always float32: (1, length, dim/2, 2, 2) holding [[cos, -sin], [sin, cos]].
 
-    `freq_scaling` stretches positions onto another time axis (Q8: CLIP tokens use
+    `freq_scaling` stretches positions onto another time axis (RN-10: CLIP tokens use
     latent_seq_len / clip_seq_len so that they live on the latent time axis).
     """
     assert dim % 2 == 0, "RoPE needs an even head width"
@@ -90,7 +90,7 @@ def compute_rope_rotations(length: int, dim: int, theta: float = 10000.0, *, fre
 def apply_rope(x: torch.Tensor, rot: torch.Tensor) -> torch.Tensor:
     """Rotate ADJACENT channel pairs (2i, 2i+1) of x (B, H, N, d) by rot (1, N, d/2, 2, 2), in float32.
 
-    GPT-J/flux style pairs, not the half-split "rotate_half" layout (Q8).
+    GPT-J/flux style pairs, not the half-split "rotate_half" layout (RN-10).
     """
     xf = x.float().view(*x.shape[:-1], -1, 1, 2)  # (B, H, N, d/2, 1, 2)
     out = rot[..., 0] * xf[..., 0] + rot[..., 1] * xf[..., 1]  # (B, H, N, d/2, 2)
@@ -107,7 +107,7 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor
 class TimestepEmbedder(nn.Module):
     """Sinusoidal embedding of t in [0, 1] (not multiplied by 1000) followed by an MLP. (B,) -> (B, dim).
 
-    Q7: the embedding is [cos, sin] (cosine first) of `t * freqs` with
+    RN-9: the embedding is [cos, sin] (cosine first) of `t * freqs` with
     `freqs_i = (10000 / max_period) / 10000^(2i / frequency_embedding_size)`.
     v1: 256 frequencies, max_period 10000; v2: `dim` frequencies, max_period 1 (all freqs x 10000).
     """

@@ -1,8 +1,8 @@
-"""LoRA for the MM-DiT qkv projections, compatible with loralib's `MergedLinear` checkpoints (reference §3).
+"""LoRA for the MM-DiT qkv projections, compatible with loralib's `MergedLinear` checkpoints (RN-6, RN-7).
 
 Written here rather than depending on `loralib` because (a) we need ~60 lines of it, and (b) loralib
 keeps its "merged" flag implicit: `.eval()` adds ΔW into `weight` in place, `.train()` subtracts it,
-and a checkpoint loaded into an already-merged layer is silently treated as merged (Q3). Released
+and a checkpoint loaded into an already-merged layer is silently treated as merged (RN-7). Released
 SAGANet checkpoints were saved in eval mode, so their `qkv.weight` already contains ΔW; loading them
 into an un-merged layer and merging again would add ΔW twice. Here the flag is explicit
 (`merged`, `mark_merged()`), and `load_lora_state_dict` keeps the weight consistent with it.
@@ -37,12 +37,12 @@ __all__ = [
 class LoRAMergedLinear(nn.Linear):
     """`nn.Linear(in, out)` plus a low-rank update of some contiguous output blocks.
 
-    loralib's row rule (Q2): the `out` rows are cut into `len(enable_lora)` CONTIGUOUS blocks; group g
+    loralib's row rule (RN-6): the `out` rows are cut into `len(enable_lora)` CONTIGUOUS blocks; group g
     (the g-th enabled block) gets `scaling * B_g @ A_g` with `A_g = lora_A[g*r:(g+1)*r]` and
-    `B_g = lora_B[g*block:(g+1)*block]`. With MMAudio's interleaved qkv (Q1) the blocks are NOT q/k/v.
+    `B_g = lora_B[g*block:(g+1)*block]`. With MMAudio's interleaved qkv (RN-1) the blocks are NOT q/k/v.
 
     `merged` says whether `weight` currently includes the update. With `merge_on_eval` (loralib's
-    default) `.eval()` merges and `.train()` un-merges, in place (Q3).
+    default) `.eval()` merges and `.train()` un-merges, in place (RN-7).
     """
 
     def __init__(self, in_features: int, out_features: int, r: int = 16, lora_alpha: int = 32,

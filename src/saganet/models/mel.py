@@ -1,4 +1,4 @@
-"""Log-mel spectrogram front end of the audio VAE (reference §7, quirk Q21).
+"""Log-mel spectrogram front end of the audio VAE (RN-19).
 
 Pure torch: the Slaney mel filterbank is written here by hand instead of calling
 `librosa.filters.mel`, because librosa (and numba behind it) is a heavy dependency for one small
@@ -72,7 +72,7 @@ def slaney_mel_filterbank(sr: int, n_fft: int, n_mels: int, fmin: float, fmax: f
 
 
 class MelConverter(nn.Module):
-    """Waveform `(B, L)` in [-1, 1] -> log-mel `(B, num_mels, frames)`, frames = L // hop_size (Q21)."""
+    """Waveform `(B, L)` in [-1, 1] -> log-mel `(B, num_mels, frames)`, frames = L // hop_size (RN-19)."""
 
     def __init__(
         self,
@@ -103,7 +103,7 @@ class MelConverter(nn.Module):
     def magnitude(self, waveform: torch.Tensor) -> torch.Tensor:
         """Linear magnitude spectrogram `(B, n_fft // 2 + 1, frames)`."""
         x = waveform.clamp(-1.0, 1.0)
-        pad = (self.n_fft - self.hop_size) // 2  # Q21: reflect pad instead of center=True
+        pad = (self.n_fft - self.hop_size) // 2  # reflect pad instead of center=True (RN-19)
         x = nn.functional.pad(x.unsqueeze(1), (pad, pad), mode="reflect").squeeze(1)
         spec = torch.stft(
             x,

@@ -1,6 +1,6 @@
 """MotionFormer: the Synchformer visual branch that MMAudio and SAGANet use for synchronisation features.
 
-Reference: SAGANET_REFERENCE.md §5.1 and quirks Q12-Q14. A 16-frame segment `(N, 3, 16, H, W)` in
+See RN-14, RN-15, RN-16. A 16-frame segment `(N, 3, 16, H, W)` in
 [-1, 1] becomes `t = 16 / patch_size_temp = 8` feature vectors of width D:
 
     tubelets (Conv3d 2x16x16) -> + CLS -> + "separate" position/time embeddings
@@ -36,11 +36,11 @@ class MotionFormerConfig:
     frames_per_segment: int = 16
     in_chans: int = 3
     qkv_bias: bool = True
-    # Segmentation-aware additions (§5.2): one gated layer per block, always 12 heads in the release.
+    # Segmentation-aware additions (RN-35): one gated layer per block, always 12 heads in the release.
     cross_attn_heads: int = 12
     cross_attn_intermediate: int | None = None  # None -> 4 * embed_dim
     layer_norm_eps: float = 1e-6
-    # "reference": the released computation (Pitfall 1), "cross": a true cross-attention (new training).
+    # "reference": the released computation (RN-2), "cross": a true cross-attention (new training).
     gated_attention: GatedAttentionMode = "reference"
 
     def __post_init__(self) -> None:
@@ -102,7 +102,7 @@ class MotionFormerConfig:
 
 
 class PatchEmbed2D(nn.Module):
-    """Q13: the 2-D patch embedding is never applied; it only exists so that checkpoints load strictly."""
+    """RN-15: the 2-D patch embedding is never applied; it only exists so that checkpoints load strictly."""
 
     def __init__(self, cfg: MotionFormerConfig):
         super().__init__()
@@ -133,11 +133,11 @@ class Mlp(nn.Module):
 
 
 class DividedAttention(nn.Module):
-    """Attention within time groups or space groups, with a CLS token that sees everything (Q12).
+    """Attention within time groups or space groups, with a CLS token that sees everything (RN-14).
 
     Patch tokens `(N, 1 + f*n, D)` are grouped either per spatial location over the f frames ("time")
     or per frame over the n patches ("space"). Every group also attends to the CLS key/value; the CLS
-    query attends to all tokens. qkv is split in contiguous q|k|v thirds (unlike the DiT's Q1).
+    query attends to all tokens. qkv is split in contiguous q|k|v thirds (unlike the DiT's, RN-1).
     """
 
     def __init__(self, dim: int, num_heads: int, qkv_bias: bool = True):
@@ -177,7 +177,7 @@ class DividedAttention(nn.Module):
 
 
 class DividedSpaceTimeBlock(nn.Module):
-    """Q12: time attention (norm3) -> space attention (norm1) -> MLP (norm2), all pre-norm residuals."""
+    """RN-14: time attention (norm3) -> space attention (norm1) -> MLP (norm2), all pre-norm residuals."""
 
     def __init__(self, cfg: MotionFormerConfig):
         super().__init__()
@@ -198,7 +198,7 @@ class DividedSpaceTimeBlock(nn.Module):
 
 
 class SpatialAggregation(nn.TransformerEncoderLayer):
-    """Q14: per time step, prepend a learned CLS to the h*w patch tokens, run one pre-norm encoder
+    """RN-16: per time step, prepend a learned CLS to the h*w patch tokens, run one pre-norm encoder
     layer (exact GELU, eps 1e-6) and keep the CLS output. `(N, t*h*w, D)` -> `(N, t, D)`.
     In eval/no-grad PyTorch may take its fused fast path (differences ~1e-6)."""
 
@@ -233,7 +233,7 @@ class MotionFormer(nn.Module):
         self.blocks = nn.ModuleList(DividedSpaceTimeBlock(cfg) for _ in range(cfg.depth))
         self.norm = nn.LayerNorm(D, eps=cfg.layer_norm_eps)
         self.spatial_attn_agg = SpatialAggregation(cfg)
-        self.patch_embed.requires_grad_(False)  # unused (Q13); frozen as in the reference
+        self.patch_embed.requires_grad_(False)  # unused (RN-15); frozen as in the reference
         self._init_weights()
 
     def _init_weights(self) -> None:
@@ -250,7 +250,7 @@ class MotionFormer(nn.Module):
                 nn.init.zeros_(m.bias)
 
     def embed(self, x: torch.Tensor, extra_tokens: torch.Tensor | None = None) -> torch.Tensor:
-        """`(N, C, T, H, W)` -> tokens `(N, 1 + t*h*w, D)` with CLS and "separate" embeddings (Q12)."""
+        """`(N, C, T, H, W)` -> tokens `(N, 1 + t*h*w, D)` with CLS and "separate" embeddings (RN-14)."""
         tok = self.patch_embed_3d(x)
         if extra_tokens is not None:
             tok = tok + extra_tokens

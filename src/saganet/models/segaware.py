@@ -1,4 +1,4 @@
-"""Segmentation-aware MotionFormer (SAGANet's `SynchformerWithContext`), reference §5.2-5.3, Q15-Q16.
+"""Segmentation-aware MotionFormer (SAGANet's `SynchformerWithContext`), RN-2, RN-3, RN-4, RN-35.
 
 Per 16-frame segment there are two streams through the *same* frozen backbone:
 
@@ -41,15 +41,15 @@ class GatedCrossAttention(nn.Module):
     `out_proj`), so both load the released keys strictly:
 
     * `mode="reference"` (default) reproduces the released SAGANet layer exactly, because the released
-      weights were trained with it. Pitfall 1 / Q15: `cat(q(x), kv(ctx))` is split with the
-      interleaved "(h d j)" pattern of Q1, so heads 0..H/3-1 take q, k and v all from the focal `q`
+      weights were trained with it. RN-2: `cat(q(x), kv(ctx))` is split with the
+      interleaved "(h d j)" pattern of RN-1, so heads 0..H/3-1 take q, k and v all from the focal `q`
       projection and the remaining heads take all three from the context `kv` projection. This is two
       groups of *self*-attention, not a cross-attention, and it needs `L == Lc`.
     * `mode="cross"` is the cross-attention the paper describes: queries from the focal stream,
       keys/values from the context (`kv` split in contiguous k|v halves). Use it for new training only;
       it gives different numbers with the released weights.
 
-    In both modes q is multiplied by head_dim^-0.5 *before* its RMSNorm (Pitfall 2, which only changes
+    In both modes q is multiplied by head_dim^-0.5 *before* its RMSNorm (RN-3, which only changes
     the influence of the RMSNorm eps, PyTorch default) and SDPA then applies its own scale.
     """
 
@@ -69,13 +69,13 @@ class GatedCrossAttention(nn.Module):
         if self.mode == "reference":
             if ctx.shape[1] != L:
                 raise ValueError(f"reference gated attention needs equal lengths, got {L} and {ctx.shape[1]}")
-            # Q1 interleaved split of the concatenation: channel c -> (head, dim, j) = (c//3hd, .., c%3)
+            # RN-1 interleaved split of the concatenation: channel c -> (head, dim, j) = (c//3hd, .., c%3)
             qkv = torch.cat([self.q(x), self.kv(ctx)], dim=-1).view(N, L, H, hd, 3)
             q, k, v = qkv.permute(4, 0, 2, 1, 3).unbind(0)  # (N, H, L, hd) each
         else:
             q = self.q(x).view(N, L, H, hd).transpose(1, 2)
             k, v = self.kv(ctx).view(N, ctx.shape[1], 2, H, hd).permute(2, 0, 3, 1, 4).unbind(0)
-        q = self.q_norm(q * self.scale)  # Pitfall 2: scale before the norm
+        q = self.q_norm(q * self.scale)  # scale before the norm (RN-3)
         k = self.k_norm(k)
         out = F.scaled_dot_product_attention(q, k, v)  # second (SDPA's own) 1/sqrt(hd) scale
         return self.out_proj(out.transpose(1, 2).reshape(N, L, D))
@@ -103,12 +103,12 @@ class GatedCrossAttentionLayer(nn.Module):
 
 
 class MotionFormerWithContext(MotionFormer):
-    """MotionFormer + mask tubelet embedding + one gated layer per block (reference §5.2)."""
+    """MotionFormer + mask tubelet embedding + one gated layer per block (RN-35)."""
 
     def __init__(self, cfg: MotionFormerConfig):
         super().__init__(cfg)  # backbone init runs first, so the additions keep PyTorch's default init
         self.patch_embed_3d_mask = PatchEmbed3D(cfg, in_chans=1)
-        # Pitfall 4: only the weight is zeroed; the bias keeps Conv3d's default uniform init.
+        # Only the weight is zeroed; the bias keeps Conv3d's default init (RN-17).
         nn.init.zeros_(self.patch_embed_3d_mask.proj.weight)
         self.cross_attn_layers = nn.ModuleList(GatedCrossAttentionLayer(cfg) for _ in range(cfg.depth))
 
@@ -117,7 +117,7 @@ class MotionFormerWithContext(MotionFormer):
         return self.embed(x, extra_tokens=self.patch_embed_3d_mask(mask))
 
     def context_tokens(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Full-frame pass, never differentiated (Q15): final block tokens with CLS, before the norm."""
+        """Full-frame pass, never differentiated (RN-4): final block tokens with CLS, before the norm."""
         with torch.no_grad():
             h = self.embed_masked(x, mask)
             for blk in self.blocks:
@@ -125,7 +125,7 @@ class MotionFormerWithContext(MotionFormer):
         return h
 
     def focal_tokens(self, crop: torch.Tensor, crop_mask: torch.Tensor, ctx: torch.Tensor) -> torch.Tensor:
-        """Focal pass: block i then gated layer i, every layer reading the same final `ctx` (Pitfall 3)."""
+        """Focal pass: block i then gated layer i, every layer reading the same final `ctx` (RN-4)."""
         h = self.embed_masked(crop, crop_mask)
         for blk, gated in zip(self.blocks, self.cross_attn_layers, strict=True):
             h = gated(blk(h), ctx)
@@ -144,7 +144,7 @@ class SynchformerWithContext(nn.Module):
 
     `forward(x (B, S, T, C, H, W), mask (B, S, T, 1, H, W), detail_x, detail_mask) -> (B, S, t, D)`.
     The focal crop must be given (`saganet.focal.focal_crop`): the reference's internal fallback is
-    broken (Q16) and is not reproduced.
+    broken (RN-27) and is not reproduced.
     """
 
     def __init__(self, cfg: MotionFormerConfig | None = None):

@@ -1,7 +1,7 @@
 """Synchronisation-feature encoders over whole clips: 16-frame segments with step 8, run in chunks.
 
 `frames (B, T, 3, H, W)` in [-1, 1] at 25 fps -> `(B, S*8, D)` with `S = (T - 16) // 8 + 1`
-(reference §5.4; 125 frames -> 14 segments -> 112 features, frames 120-124 unused).
+(RN-36; 125 frames -> 14 segments -> 112 features, frames 120-124 unused).
 
 Also: trainability modes and loaders for the released state dicts (they take already-read dicts).
 """
@@ -16,11 +16,11 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from saganet.checkpoint import _preview, check_state_dict, load_strict
 from saganet.errors import CheckpointError, InputError
-from saganet.focal import FocalMode, focal_crop
+from saganet.focal import DEFAULT_FOCAL_MODE, FocalMode, focal_crop
 from saganet.models.motionformer import Synchformer
 from saganet.models.segaware import SynchformerWithContext, is_addition
+from saganet.models.state_dict import check_state_dict, load_strict, preview_names
 
 log = logging.getLogger(__name__)
 
@@ -59,16 +59,16 @@ class SyncEncoder(nn.Module):
     def __init__(self, model: Synchformer, chunk_size: int = 40):
         super().__init__()
         self.model, self.chunk_size = model, chunk_size
-        self.progress = False  # set by the pipeline for interactive runs
         self.segment = model.cfg.frames_per_segment
 
-    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+    def forward(self, frames: torch.Tensor, *, progress: bool = False) -> torch.Tensor:
+        """`frames (B, T, 3, H, W)` -> `(B, S*t, D)`; `progress` shows a bar over segment chunks."""
         seg = segment_frames(frames, self.segment, self.segment // 2)  # (B, S, 16, C, H, W)
         B, S = seg.shape[:2]
         flat = seg.flatten(0, 1)
         # each chunk of n segments runs as one clip of n segments: (1, n, 16, C, H, W) -> (1, n, t, D)
         outs = [self.model(flat[c, None].transpose(0, 1))[0]
-                for c in _progress(_chunks(B * S, self.chunk_size), B * S, self.chunk_size, self.progress)]
+                for c in _progress(_chunks(B * S, self.chunk_size), B * S, self.chunk_size, progress)]
         out = torch.cat(outs)  # (B*S, t, D)
         return out.reshape(B, -1, out.shape[-1])  # (B, S*t, D)
 
@@ -82,10 +82,9 @@ class SegAwareSyncEncoder(nn.Module):
     one object; stack several objects of one video along B.
     """
 
-    def __init__(self, model: SynchformerWithContext, chunk_size: int = 40, focal_mode: FocalMode = "default"):
+    def __init__(self, model: SynchformerWithContext, chunk_size: int = 40):
         super().__init__()
-        self.model, self.chunk_size, self.focal_mode = model, chunk_size, focal_mode
-        self.progress = False  # set by the pipeline for interactive runs
+        self.model, self.chunk_size = model, chunk_size
         self.segment = model.cfg.frames_per_segment
 
     def forward(
@@ -94,18 +93,21 @@ class SegAwareSyncEncoder(nn.Module):
         masks: torch.Tensor,
         detail_frames: torch.Tensor | None = None,
         detail_masks: torch.Tensor | None = None,
+        *,
+        focal_mode: FocalMode = DEFAULT_FOCAL_MODE,
+        progress: bool = False,
     ) -> torch.Tensor:
         if masks.shape[:2] != frames.shape[:2] or masks.shape[2] != 1:
             raise InputError(f"masks {tuple(masks.shape)} do not match frames {tuple(frames.shape)}")
         if detail_frames is None or detail_masks is None:
             size = (self.model.cfg.img_size, self.model.cfg.img_size)
-            detail_frames, detail_masks, _ = focal_crop(frames, masks, mode=self.focal_mode, out_size=size)
+            detail_frames, detail_masks, _ = focal_crop(frames, masks, mode=focal_mode, out_size=size)
         step = self.segment // 2
         segs = [segment_frames(t, self.segment, step) for t in (frames, masks, detail_frames, detail_masks)]
         B, S = segs[0].shape[:2]
         flat = [s.flatten(0, 1) for s in segs]  # (B*S, 16, C, H, W)
         outs = []
-        for c in _progress(_chunks(B * S, self.chunk_size), B * S, self.chunk_size, self.progress):
+        for c in _progress(_chunks(B * S, self.chunk_size), B * S, self.chunk_size, progress):
             x, m, dx, dm = (f[c, None].transpose(0, 1) for f in flat)  # (1, n, 16, C, H, W)
             outs.append(self.model(x, m, dx, dm)[0])  # (n, t, D)
         out = torch.cat(outs)
@@ -119,7 +121,7 @@ def _select(model: nn.Module, mode: TrainMode) -> list[tuple[str, nn.Parameter]]
     if mode == "additions":
         return [(n, p) for n, p in model.named_parameters() if is_addition(n)]
     if mode == "all":
-        # the 2-D patch embedding is never used (Q13), so it never trains
+        # the 2-D patch embedding is never used (RN-15), so it never trains
         return [(n, p) for n, p in model.named_parameters() if ".patch_embed.proj" not in f".{n}"]
     if mode == "none":
         return []
@@ -155,7 +157,7 @@ class _Layout:
 def _report_dropped(dropped: list[str], source: str) -> None:
     if dropped:
         log.warning("%s: ignoring %d keys that are not part of the visual branch: %s",
-                    source, len(dropped), _preview(dropped, 4))
+                    source, len(dropped), preview_names(dropped, 4))
 
 
 def load_mmaudio_synchformer(
@@ -183,7 +185,7 @@ def load_mmaudio_synchformer(
         model.load_state_dict(kept, strict=False)
         if left:
             log.warning("synchformer checkpoint: %d segmentation-aware parameters are not in the file and "
-                        "keep their initial values: %s", len(left), _preview(left, 4))
+                        "keep their initial values: %s", len(left), preview_names(left, 4))
     else:
         load_strict(model, kept, "Synchformer")
     return {"ignored": ignored, "left_at_init": left}
@@ -191,5 +193,5 @@ def load_mmaudio_synchformer(
 
 def load_saganet_synchformer(model: SynchformerWithContext, state_dict: Mapping[str, torch.Tensor]) -> None:
     """Load the `"synchformer"` entry of a released SAGANet checkpoint strictly (the reference loads it
-    with strict=False by default, Pitfall 8, so problems would go unnoticed there)."""
+    with strict=False by default, RN-29, so problems would go unnoticed there)."""
     load_strict(model, state_dict, "SynchformerWithContext")

@@ -1,4 +1,4 @@
-"""1-D mel VAE of MMAudio (reference §7, quirk Q22): EDM2 magnitude-preserving convolutions.
+"""1-D mel VAE of MMAudio (RN-20, RN-38): EDM2 magnitude-preserving convolutions.
 
 Layout (fixed by the reference): channel multipliers (1, 2, 4), two res-blocks per encoder level
 (three per decoder level), one x2 temporal down/up-sampling after/before level 0, a mid block with
@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from saganet.checkpoint import load_strict
+from saganet.models.state_dict import load_strict
 
 CH_MULT = (1, 2, 4)
 NUM_RES_BLOCKS = 2
@@ -67,13 +67,13 @@ class MPConv1D(nn.Module):
 
     def forward(self, x: torch.Tensor, gain: torch.Tensor | float = 1.0) -> torch.Tensor:
         if not self.weight_norm_removed:
-            raise RuntimeError("call remove_weight_norm() before running the VAE (Q22)")
+            raise RuntimeError("call remove_weight_norm() before running the VAE (RN-20)")
         w = self.weight * gain
         return F.conv1d(x, w, padding=w.shape[-1] // 2)
 
     @torch.no_grad()
     def remove_weight_norm(self) -> None:
-        # Q22: per output channel w <- w / (1e-4 + ||w|| / sqrt(n)) / sqrt(n), n = in * k
+        # RN-20: per output channel w <- w / (1e-4 + ||w|| / sqrt(n)) / sqrt(n), n = in * k
         w = mp_normalize(self.weight.float())
         w = w / math.sqrt(w[0].numel())
         self.weight.copy_(w.to(self.weight.dtype))
@@ -106,7 +106,7 @@ class AttnBlock1D(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, _, L = x.shape
-        y = self.qkv(x).reshape(B, self.num_heads, -1, 3, L)  # Q1: q/k/v index innermost
+        y = self.qkv(x).reshape(B, self.num_heads, -1, 3, L)  # q/k/v index innermost (RN-1)
         q, k, v = mp_normalize(y, dim=2).unbind(3)  # each (B, h, c, L)
         h = F.scaled_dot_product_attention(q.transpose(-1, -2), k.transpose(-1, -2), v.transpose(-1, -2))
         h = h.transpose(-1, -2).reshape(B, -1, L)

@@ -1,4 +1,4 @@
-"""Rectified-flow / flow-matching path, target and training loss (reference §4).
+"""Rectified-flow / flow-matching path, target and training loss (RN-39).
 
 Convention: t = 0 is noise `x0`, t = 1 is data `x1` (the normalised VAE latent).
 Path `x_t = (1 - (1 - σ) t) x0 + t x1`, target velocity `v = x1 - (1 - σ) x0`, σ = `min_sigma` (0).
@@ -23,7 +23,7 @@ __all__ = [
 
 
 def flow_time_grid(num_steps: int, min_sigma: float = 0.0) -> torch.Tensor:
-    """Q11: the reference grid `linspace(0, 1 - min_sigma, num_steps + 1)`, float32 on CPU. (num_steps + 1,)"""
+    """RN-13: reference grid `linspace(0, 1 - min_sigma, num_steps + 1)`, float32 on CPU. (num_steps + 1,)"""
     if num_steps < 1:
         raise ValueError(f"num_steps must be >= 1, got {num_steps}")
     return torch.linspace(0, 1 - min_sigma, num_steps + 1, dtype=torch.float32)

@@ -1,6 +1,6 @@
-"""Classifier-free guidance over the MM-DiT and a one-call latent generator (reference §2.13, §4).
+"""Classifier-free guidance over the MM-DiT and a one-call latent generator (RN-13).
 
-Guided velocity (Q11): `s · v_cond + (1 − s) · v_uncond`, applied only when s >= 1; for s < 1 only
+Guided velocity (RN-13): `s · v_cond + (1 − s) · v_uncond`, applied only when s >= 1; for s < 1 only
 the conditional branch runs. The unconditional branch uses the learned empty clip/sync features
 and either the empty string or the negative-prompt text features.
 """
@@ -57,8 +57,10 @@ def generate_latents(net: MMDiT, clip_f: torch.Tensor, sync_f: torch.Tensor, tex
     Conditions are projected once (`preprocess_conditions`) and reused at every step. See
     `guided_velocity` for `batched_cfg`.
     """
-    conds = net.preprocess_conditions(clip_f, sync_f, text_f)
-    empty = net.get_empty_conditions(x0.shape[0], negative_text_features) if cfg_strength >= 1 else None
+    n_latent = x0.shape[1]  # every length comes from the inputs: any duration, no model state
+    conds = net.preprocess_conditions(clip_f, sync_f, text_f, n_latent)
+    empty = net.get_empty_conditions(x0.shape[0], negative_text_features, clip_seq_len=clip_f.shape[1],
+                                     sync_seq_len=sync_f.shape[1], latent_seq_len=n_latent) if cfg_strength >= 1 else None
     fn = guided_velocity(net, conds, empty, cfg_strength, batched=batched_cfg)
     x1 = sample(fn, x0, steps, method, min_sigma=min_sigma, progress=progress, callback=callback)
     return net.unnormalize(x1) if unnormalize else x1

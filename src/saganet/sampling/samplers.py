@@ -61,7 +61,7 @@ def _lookup(method: str) -> tuple[Callable, int]:
 def sample(velocity_fn: VelocityFn, x0: torch.Tensor, steps: int = 25, method: str = "euler", *,
            min_sigma: float = 0.0, t_grid: torch.Tensor | None = None, progress: bool = False,
            callback: StepCallback | None = None) -> torch.Tensor:
-    """Integrate from `x0` (noise, (B, ...)) over `t_grid` (default: the reference float32 grid, Q11).
+    """Integrate from `x0` (noise, (B, ...)) over `t_grid` (default: the reference float32 grid, RN-13).
 
     Euler reproduces the reference exactly: `x <- x + (t[i+1] - t[i]) * v(t[i], x)`.
     """

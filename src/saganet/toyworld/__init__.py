@@ -1,6 +1,6 @@
 """saganet.toyworld: a seeded, CPU-sized synthetic segmented-solos world and its analytic metrics.
 
-See SPEC §7. `world` defines classes, sampling and rendering; `dataset` writes/reads splits;
+See RN-44. `world` defines classes, sampling and rendering; `dataset` writes/reads splits;
 `metrics` scores generated audio against the target object.
 """
 

@@ -1,4 +1,4 @@
-"""Evaluate SAGANet-tiny against the mask-free baseline on multi-source toy scenes (SPEC §7).
+"""Evaluate SAGANet-tiny against the mask-free baseline on multi-source toy scenes (RN-44).
 
 Two test kinds: `multi_diff` (2-3 objects of different classes, no text prompt) and `multi_same`
 (two objects of one class with different rhythms, prompt = the class: only the mask can tell which
@@ -38,11 +38,8 @@ def generate_for_arrays(model: AudioGenerator, arrays: ToyArrays, opt: Generatio
     for s in tqdm(range(0, len(feats), batch), desc="generate", disable=quiet):
         b = feats.batch(torch.arange(s, min(s + batch, len(feats))))
         sync_f = model.encode_sync(b["sync_frames"], b["masks"], b.get("detail_frames"), b.get("detail_masks"))
-        text_f = b["text_f"].clone()
-        empty = [i for i, p in enumerate(arrays.prompt[s:s + batch]) if not p]
-        text_f[empty] = model.dit.empty_string_feat.to(text_f)
-        clip_f = b["clip_f"] if model.use_clip_frames else model.dit.get_empty_clip_sequence(len(text_f))
-        outs.append(sample_audio(model, clip_f, sync_f, text_f, opt).numpy())
+        conds = model.encode_conditions(list(arrays.prompt[s:s + batch]), clip_f=b["clip_f"], text_f=b["text_f"])
+        outs.append(sample_audio(model, conds.clip_f, sync_f, conds.text_f, opt).numpy())
     wav = np.concatenate(outs)
     return wav[:, : arrays.target.shape[1]]
 
@@ -62,8 +59,8 @@ def _fmt(ci: tuple[float, float, float]) -> str:
 
 
 def _load(ckpt: str | None, variant: str) -> AudioGenerator:
-    from saganet.toyworld.model import ToyModelConfig
-    from saganet.variants import build_toy, load_toy_file
+    from saganet.builders import build_toy, load_toy_file
+    from saganet.models.toy import ToyModelConfig
 
     if ckpt is None:
         return build_toy(variant)

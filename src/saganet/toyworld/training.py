@@ -20,8 +20,8 @@ from tqdm import tqdm
 
 from saganet.io.atomic import atomic_path, atomic_write_text
 from saganet.models.generator import AudioGenerator
+from saganet.models.toy import ToyModelConfig, build_toy_model
 from saganet.toyworld.dataset import ToyArrays, generate_arrays
-from saganet.toyworld.model import ToyModelConfig, build_toy_model
 from saganet.toyworld.world import WorldConfig
 from saganet.train import TrainConfig, Trainer
 

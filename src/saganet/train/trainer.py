@@ -2,7 +2,7 @@
 
 One step: sync features are computed from frames + masks (the video encoder trains end to end),
 CLIP/text features and audio latents come precomputed with the batch, then the flow-matching loss
-with CFG dropout (reference §4, §10). AdamW, linear warm-up then step decay, gradient clipping,
+with CFG dropout (RN-39). AdamW, linear warm-up then step decay, gradient clipping,
 periodic validation on fixed noise, checkpoints (atomic) that resume exactly where they stopped.
 Runs under `torchrun` too: the loss module is wrapped in DistributedDataParallel when a process
 group is up, each rank draws its own batches, rank 0 logs and saves. Start with `init_distributed()`,
@@ -83,9 +83,9 @@ class FlowTrainModule(nn.Module):
         x1 = m.dit.normalize(latent)
         sync_f = m.encode_sync(batch["sync_frames"], batch.get("masks"), batch.get("detail_frames"),
                                batch.get("detail_masks"))
-        # a model that does not use CLIP frames always gets the (learned) empty CLIP feature
-        clip_f = batch["clip_f"] if m.use_clip_frames else m.dit.get_empty_clip_sequence(len(x1))
-        out = flow_matching_loss(m.dit, x1, clip_f, sync_f, batch["text_f"], x0=x0, t=t,
+        # a model that does not use CLIP frames gets the learned empty CLIP feature (one rule, in the model)
+        conds = m.encode_conditions(clip_f=batch["clip_f"], text_f=batch["text_f"])
+        out = flow_matching_loss(m.dit, x1, conds.clip_f, sync_f, conds.text_f, x0=x0, t=t,
                                  null_video_p=cfg.null_video_p, null_text_p=cfg.null_text_p, generator=generator)
         return out.mean_loss
 

@@ -120,6 +120,39 @@ def run_batch(jobs: list[Job], run_one: Callable[[Job], None], out_root: str | o
     return summary
 
 
+# Options a batch job may set for itself: field -> (request path, type). The command line gives the rest.
+JOB_OPTIONS = {"seed": ("options.seed", int), "steps": ("options.steps", int), "cfg": ("options.cfg_strength", float),
+               "sampler": ("options.sampler", str), "start": ("start", float), "duration": ("duration", float),
+               "variant": ("variant", str)}
+
+
+def apply_job_options(request, options: dict):
+    """`request` (a `GenerateRequest`) with a job's own fields applied, type-checked exactly like the command
+    line's; an unknown field or a wrong type fails the job instead of being ignored."""
+    from dataclasses import replace
+
+    top, opts = {}, {}
+    for key, value in options.items():
+        if key not in JOB_OPTIONS:
+            raise InputError(f"unknown job field '{key}': a job may set video, masks, names, output, prompt, "
+                             f"negative_prompt, {', '.join(JOB_OPTIONS)}")
+        path, kind = JOB_OPTIONS[key]
+        if kind is int and isinstance(value, str) and value.strip().lstrip("-").isdigit():
+            value = int(value)  # CSV cells are text
+        elif kind is float and isinstance(value, str):
+            try:
+                value = float(value)
+            except ValueError:
+                pass
+        ok = (isinstance(value, kind) and not isinstance(value, bool)) or (kind is float and isinstance(value, int)
+                                                                           and not isinstance(value, bool))
+        if not ok:
+            raise InputError(f"job field '{key}' must be {kind.__name__}, got {value!r}")
+        (opts if path.startswith("options.") else top)[path.removeprefix("options.")] = (
+            float(value) if kind is float else value)
+    return replace(request, options=replace(request.options, **opts), **top)
+
+
 def iter_failures(out_root: str | os.PathLike) -> Iterator[dict]:
     f = Path(out_root) / "batch_failures.jsonl"
     if f.is_file():

@@ -11,10 +11,10 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from saganet.app.outputs import check_output_dir, output_paths, write_outputs
 from saganet.io.audio import write_audio
 from saganet.io.masks import MaskSpec, load_masks
 from saganet.io.writers import write_mask_video, write_video
-from saganet.outputs import check_output_dir, output_paths, write_outputs
 from saganet.pipeline import GenerationOptions, SAGANetPipeline
 from saganet.toyworld.dataset import SPLITS, make_scene
 from saganet.toyworld.metrics import build_class_templates, classify, evaluate_target

@@ -12,36 +12,37 @@ import tempfile
 import time
 from pathlib import Path
 
+from saganet.app.generate import GenerateRequest, ModelCache, run_request
 from saganet.errors import SaganetError
+from saganet.io.masks import MaskSpec
+from saganet.pipeline import GenerationOptions
 
 log = logging.getLogger(__name__)
 
 
 def generate_for_ui(video: str | None, masks: list[str] | None, names: str, prompt: str, negative_prompt: str,
                     variant: str, cfg_strength: float, steps: int, seed: int, out_root: str | Path,
-                    cache: dict | None = None) -> tuple[str, str, list[str], str]:
+                    models: ModelCache | None = None) -> tuple[str, str, list[str], str]:
     """Run one generation into a fresh folder under `out_root`.
 
     Returns (mix path, muxed video path, stem paths, a one-line summary). Raises `SaganetError` on bad input.
     """
-    from saganet.cli import build_parser, run_generation
-
     if not video:
         raise SaganetError("upload a video first")
     masks = [str(m) for m in (masks or [])]
     name_list = [n.strip() for n in (names or "").split(",") if n.strip()]
+    specs = [MaskSpec(Path(m), name=name_list[i] if i < len(name_list) else None) for i, m in enumerate(masks)]
+    try:
+        seed_int, steps_int = int(seed), int(steps)
+    except (TypeError, ValueError, OverflowError) as e:
+        raise SaganetError("seed and steps must be whole numbers") from e
+    options = GenerationOptions(prompt=prompt or "", negative_prompt=negative_prompt or "",
+                                cfg_strength=float(cfg_strength), steps=steps_int, seed=seed_int, progress=False)
     Path(out_root).mkdir(parents=True, exist_ok=True)
     out = Path(tempfile.mkdtemp(prefix=time.strftime("run_%Y%m%d_%H%M%S_"), dir=Path(out_root)))
-    argv = ["generate", str(video), "--variant", variant, "--cfg", str(cfg_strength), "--steps", str(int(steps)),
-            "--seed", str(int(seed)), "--prompt", prompt or "", "--negative-prompt", negative_prompt or "",
-            "--overlay-masks", "--overwrite", "-q", "-o", str(out)]
-    for m in masks:
-        argv += ["--mask", m]
-    for n in name_list[: len(masks)]:
-        argv += ["--name", n]
-    args = build_parser().parse_args(argv)
-    paths = run_generation(args, args.video, args.mask, args.select, args.name, args.output, args.prompt,
-                           args.negative_prompt, cache if cache is not None else {})
+    req = GenerateRequest(video=str(video), output=out, masks=specs, variant=variant, options=options,
+                          overlay_masks=True, overwrite=True, quiet=True)
+    paths = run_request(req, models if models is not None else ModelCache())
     stems = [str(p) for k, p in paths.items() if k.startswith("stem:")]
     summary = f"{len(stems)} stem(s) written to {out}"
     return str(paths["mix"]), str(paths.get("video", "")), stems, summary
@@ -51,14 +52,14 @@ def build_app(out_root: str | Path, default_variant: str = "toy"):
     """The Gradio Blocks app (not launched)."""
     import gradio as gr
 
-    from saganet.variants import variant_names
+    from saganet.registry import variant_names
 
-    cache: dict = {}
+    models = ModelCache()
     Path(out_root).mkdir(parents=True, exist_ok=True)
 
     def handler(video, masks, names, prompt, negative, variant, cfg, steps, seed):
         try:
-            return generate_for_ui(video, masks, names, prompt, negative, variant, cfg, steps, seed, out_root, cache)
+            return generate_for_ui(video, masks, names, prompt, negative, variant, cfg, steps, seed, out_root, models)
         except SaganetError as e:
             raise gr.Error(str(e).splitlines()[0]) from e
 

@@ -1,11 +1,11 @@
-"""The `saganet` command line: generate (single or batch), weights, demo, toyworld."""
+"""The `saganet` command line: generate (single or batch), weights, demo, ui, toyworld, and the feature
+commands of `saganet.app.commands` (each module registers its own subcommand)."""
 
 from __future__ import annotations
 
 import argparse
 import logging
 import sys
-import time
 from pathlib import Path
 
 from saganet import __version__
@@ -74,92 +74,47 @@ def _mask_specs(paths: list[str], selects: list[str], names: list[str]):
     return specs
 
 
-def _pipeline(args, cache: dict):
-    import torch
-
-    from saganet.pipeline import SAGANetPipeline
-
-    key = (args.variant, args.device, args.dtype)
-    if key not in cache:
-        dtype = torch.bfloat16 if args.dtype == "bf16" else torch.float32
-        t0 = time.perf_counter()
-        cache[key] = SAGANetPipeline.from_variant(args.variant, device=args.device, dtype=dtype)
-        log.info("loaded variant %s in %.1f s", args.variant, time.perf_counter() - t0)
-    return cache[key]
-
-
-def run_generation(args, video: str, masks: list[str], selects: list[str], names: list[str], out_dir: str,
-                   prompt: str, negative_prompt: str, cache: dict) -> dict[str, Path]:
-    """Decode, load masks, generate and write one job. Everything is checked before the model runs."""
-    from saganet.io.video import probe_video
-    from saganet.outputs import check_output_dir, output_paths, write_outputs
+def request_from_args(args, video: str | None, masks: list[str], selects: list[str], names: list[str],
+                      output: str, prompt: str, negative_prompt: str):
+    """A `GenerateRequest` from parsed command-line arguments (and, for batch jobs, the job's own fields)."""
+    from saganet.app.generate import GenerateRequest
     from saganet.pipeline import GenerationOptions
 
-    specs = _mask_specs(masks, selects, names)
-    opts = GenerationOptions(prompt=prompt, negative_prompt=negative_prompt, prompts=_pairs(args.object_prompt,
-                             "--object-prompt"), cfg_strength=args.cfg_strength, steps=args.steps,
-                             sampler=args.sampler, seed=args.seed, mask_away_clip=args.mask_away_clip,
-                             progress=not args.quiet)
-    opts.validate()
-    probe_video(video)  # a bad video or a missing mask fails before the model loads
-    from saganet.variants import is_segaware
-
-    if is_segaware(args.variant) and not specs:
-        raise InputError("give at least one object mask with --mask (this variant is segmentation-aware)")
-    pipe = _pipeline(args, cache)
-    decoded = pipe.load_video(video, start=args.start, duration=args.duration,
-                              geometry="center_crop" if args.center_crop else "squash",
-                              allow_longer=args.allow_longer, quiet=args.quiet)
-    objs = []
-    if pipe.model.segaware:
-        from saganet.io.masks import load_masks
-
-        objs = load_masks(specs, decoded, pad=args.pad_masks, strict=args.strict_masks, keep_raw=args.overlay_masks)
-    out = Path(out_dir)
-    planned_names = [o.name for o in objs] or ["audio"]
-    planned = list(output_paths(out, Path(video), planned_names, args.format).values())
-    check_output_dir(out, planned, [Path(video), *[s.source for s in specs]], args.overwrite)
-    gains = _pairs(args.gain, "--gain")
-    result = pipe.generate(decoded, objs, opts)
-    run_info = {"saganet_version": __version__, "video": str(video), "masks": [str(s.source) for s in specs],
-                "variant": pipe.variant, "options": opts.to_dict(), "start": args.start, "device": args.device,
-                "dtype": args.dtype}
-    return write_outputs(result, video, out, fmt=args.format, gains_db=[float(gains.get(n, 0.0)) for n in result.names],
-                         masks=objs, overlay_masks=args.overlay_masks, write_video=not args.no_video,
-                         run_info=run_info, start=args.start)
+    opts = GenerationOptions(prompt=prompt, negative_prompt=negative_prompt,
+                             prompts=_pairs(args.object_prompt, "--object-prompt"), cfg_strength=args.cfg_strength,
+                             steps=args.steps, sampler=args.sampler, seed=args.seed,
+                             mask_away_clip=args.mask_away_clip, progress=not args.quiet)
+    gains = {k: _number(v, f"--gain {k}") for k, v in _pairs(args.gain, "--gain").items()}
+    return GenerateRequest(video=video or "", output=output, masks=_mask_specs(masks, selects, names),
+                           variant=args.variant, options=opts, start=args.start, duration=args.duration,
+                           allow_longer=args.allow_longer, center_crop=args.center_crop, pad_masks=args.pad_masks,
+                           strict_masks=args.strict_masks, overlay_masks=args.overlay_masks,
+                           write_video=not args.no_video, format=args.format, gains_db=gains, device=args.device,
+                           dtype=args.dtype, overwrite=args.overwrite, quiet=args.quiet)
 
 
-# Options a batch job may set for itself (field -> (argparse dest, type)); the command line gives the rest.
-JOB_OPTIONS = {"seed": ("seed", int), "steps": ("steps", int), "cfg": ("cfg_strength", float),
-               "sampler": ("sampler", str), "start": ("start", float), "duration": ("duration", float),
-               "variant": ("variant", str)}
-
-
-def _job_args(args: argparse.Namespace, options: dict) -> argparse.Namespace:
-    """`args` with a job's own options applied; an unknown field fails the job instead of being ignored."""
-    over = {}
-    for key, value in options.items():
-        if key not in JOB_OPTIONS:
-            raise InputError(f"unknown job field '{key}': a job may set video, masks, names, output, prompt, "
-                             f"negative_prompt, {', '.join(JOB_OPTIONS)}")
-        dest, kind = JOB_OPTIONS[key]
-        try:
-            over[dest] = kind(value)
-        except (TypeError, ValueError) as e:
-            raise InputError(f"job field '{key}' must be {kind.__name__}, got {value!r}") from e
-    return argparse.Namespace(**{**vars(args), **over})
+def _number(text: str, what: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise InputError(f"{what} must be a number of dB, got '{text}'") from None
 
 
 def cmd_generate(args) -> int:
-    cache: dict = {}
+    from saganet.app.generate import ModelCache, run_request
+
+    models = ModelCache()
     if args.batch:
-        from saganet.batch import read_jobs, run_batch
+        from saganet.app.batch import read_jobs, run_batch
 
         jobs = read_jobs(args.batch, args.output)
 
         def run_one(job) -> None:
-            run_generation(_job_args(args, job.options), job.video, job.masks, [], job.names, job.output,
-                           job.prompt or args.prompt, job.negative_prompt or args.negative_prompt, cache)
+            from saganet.app.batch import apply_job_options
+
+            req = request_from_args(args, job.video, job.masks, [], job.names, job.output,
+                                    job.prompt or args.prompt, job.negative_prompt or args.negative_prompt)
+            run_request(apply_job_options(req, job.options), models)
 
         summary = run_batch(jobs, run_one, args.output, quiet=args.quiet)
         print(f"batch: {summary.line()}")
@@ -168,9 +123,9 @@ def cmd_generate(args) -> int:
         return 1 if summary.failed else 0
     if not args.video:
         raise InputError("give a VIDEO (or --batch JOBS)")
-    paths = run_generation(args, args.video, args.mask, args.select, args.name, args.output, args.prompt,
-                           args.negative_prompt, cache)
-    for p in paths.values():
+    req = request_from_args(args, args.video, args.mask, args.select, args.name, args.output, args.prompt,
+                            args.negative_prompt)
+    for p in run_request(req, models).values():
         print(p)
     return 0
 
@@ -200,14 +155,16 @@ def cmd_weights_list(args) -> int:
         print(f"{name:32s} {size}  md5 {e.md5 or '-':32s}  {have}")
     for key, hub in weights.HUB_MODELS.items():
         print(f"{key:32s} hub {hub.repo_id}")
-    print("variants: " + ", ".join(weights.VARIANTS))
+    from saganet.registry import variant_names
+
+    print("variants: " + ", ".join(variant_names()))
     return 0
 
 
 def cmd_weights_download(args) -> int:
-    from saganet import weights
+    from saganet.registry import download_variant
 
-    for p in weights.download_variant(args.variant, training=args.training, quiet=args.quiet):
+    for p in download_variant(args.variant, training=args.training, quiet=args.quiet):
         print(p)
     return 0
 
@@ -237,7 +194,7 @@ def _add_demo(sub) -> None:
 
 
 def cmd_demo(args) -> int:
-    from saganet.demo import run_demo
+    from saganet.app.demo import run_demo
 
     report = run_demo(args.output, seed=args.seed, overwrite=args.overwrite, quiet=args.quiet)
     print(report)
@@ -258,7 +215,7 @@ def cmd_ui(args) -> int:
         import gradio  # noqa: F401
     except ImportError as e:
         raise SaganetError("the web UI needs Gradio: pip install 'saganet[web]'") from e
-    from saganet.webui import launch
+    from saganet.app.webui import launch
 
     launch(args.output, host=args.host, port=args.port, variant=args.variant)
     return 0
@@ -340,7 +297,24 @@ def build_parser() -> argparse.ArgumentParser:
     _add_demo(sub)
     _add_toyworld(sub)
     _add_ui(sub)
+    for register in _feature_commands():
+        register(sub)
     return p
+
+
+def _feature_commands() -> list:
+    """`register` functions of the feature command modules present in `saganet.app.commands`."""
+    import importlib
+    import pkgutil
+
+    from saganet.app import commands
+
+    out = []
+    for mod in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
+        module = importlib.import_module(f"saganet.app.commands.{mod.name}")
+        if hasattr(module, "register"):
+            out.append(module.register)
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,13 +1,6 @@
-"""Build an `AudioGenerator` for a named variant: released weights, the shipped toy model, or tiny random.
+"""Build an `AudioGenerator` for a registry variant: released weights, the shipped toy model, or tiny random.
 
-| variant                         | DiT                  | sync encoder             | codec        |
-|---------------------------------|----------------------|--------------------------|--------------|
-| saganet_small (= small_44k_sa)  | small_44k_sa + LoRA  | segmentation-aware       | 44k VAE + BigVGAN v2 |
-| saganet_small_no_lora           | small_44k_sa_no_lora | segmentation-aware       | 44k          |
-| small_16k                       | small_16k            | plain Synchformer (MMAudio) | 16k VAE + BigVGAN v1 |
-| small_44k, medium_44k, large_44k(_v2) | MMAudio        | plain Synchformer        | 44k          |
-| toy, toy_baseline               | tiny, trained on the toy world, shipped in `saganet/assets/toy` |
-| tiny (tests)                    | tiny random weights, real model classes (tiny CLIP, tiny codec) |
+What each variant is and which files it needs is in `registry.py`; this module only assembles modules.
 """
 
 from __future__ import annotations
@@ -21,11 +14,11 @@ from typing import TypeVar
 
 import torch
 
-from saganet import weights
+from saganet import registry, weights
 from saganet.checkpoint import load_strict, read_checkpoint
 from saganet.codec import MelVAECodec
-from saganet.configs import CONFIG_16K, CONFIG_44K, CONFIG_44K_SA, SequenceConfig, dit_config
-from saganet.errors import CheckpointError, SaganetError
+from saganet.configs import SequenceConfig, dit_config, sequence_config_for
+from saganet.errors import CheckpointError
 from saganet.models import clip as clip_models
 from saganet.models.dit import MMDiT, load_dit_state_dict
 from saganet.models.generator import AudioGenerator
@@ -37,48 +30,27 @@ from saganet.models.sync_encoder import (
     load_mmaudio_synchformer,
     load_saganet_synchformer,
 )
+from saganet.pretrained import clip_from_checkpoint
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-SAGANET_FILES = {"saganet_small": ("small_44k_sa", "saganet.pth"),
-                 "saganet_small_no_lora": ("small_44k_sa_no_lora", "saganet_no_lora.pth")}
-MMAUDIO_VARIANTS = ("small_16k", "small_44k", "medium_44k", "large_44k", "large_44k_v2")
-TOY_VARIANTS = {"toy": "saganet_tiny", "toy_baseline": "baseline_tiny"}
+def _clip_encoder(variant: str) -> clip_models.ClipEncoder:
+    folder = weights.resolve_hub("clip", needed_by=variant)
+    return clip_from_checkpoint(folder)
 
 
-def variant_names() -> list[str]:
-    return [*SAGANET_FILES, *MMAUDIO_VARIANTS, *TOY_VARIANTS, "tiny"]
-
-
-def canonical(variant: str) -> str:
-    v = weights.ALIASES.get(variant, variant)
-    if v not in variant_names():
-        raise SaganetError(f"unknown variant '{variant}'; choose one of: {', '.join(variant_names())}")
-    return v
-
-
-def is_segaware(variant: str) -> bool:
-    """Whether the variant's video encoder takes object masks (known without loading any weights)."""
-    return canonical(variant) in (*SAGANET_FILES, "toy", "tiny")
-
-
-def _clip_encoder() -> clip_models.ClipEncoder:
-    folder = weights.resolve_hub("clip")
-    return clip_models.from_checkpoint(folder)
-
-
-def _codec(mode: str) -> MelVAECodec:
+def _codec(mode: str, variant: str) -> MelVAECodec:
     if mode == "16k":
-        return MelVAECodec.from_files("16k", weights.resolve("v1-16.pth"), weights.resolve("best_netG.pt"),
-                                      need_encoder=False)
-    return MelVAECodec.from_files("44k", weights.resolve("v1-44.pth"), weights.resolve_hub("bigvgan_v2"),
-                                  need_encoder=False)
+        return MelVAECodec.from_files("16k", weights.resolve("v1-16.pth", needed_by=variant),
+                                      weights.resolve("best_netG.pt", needed_by=variant), need_encoder=False)
+    return MelVAECodec.from_files("44k", weights.resolve("v1-44.pth", needed_by=variant),
+                                  weights.resolve_hub("bigvgan_v2", needed_by=variant), need_encoder=False)
 
 
 def _load_cached(name: str, variant: str, load: Callable[[dict], T]) -> T:
     """Read the cached registry file `name` and hand it to `load`; a failure names the file and the fix."""
-    path = weights.resolve(name)
+    path = weights.resolve(name, needed_by=variant)
     try:
         try:
             state = read_checkpoint(path)
@@ -96,32 +68,31 @@ def _load_cached(name: str, variant: str, load: Callable[[dict], T]) -> T:
 
 def build_released(variant: str) -> AudioGenerator:
     """The released SAGANet / MMAudio model from the weights cache (downloading unless offline)."""
-    v = canonical(variant)
-    if v in SAGANET_FILES:
-        dit_name, file = SAGANET_FILES[v]
-
+    spec = registry.get_variant(variant)
+    v = spec.name
+    if spec.segaware:
         def load_saganet(ckpt: dict) -> tuple[MMDiT, SynchformerWithContext]:
             if "network" not in ckpt or "synchformer" not in ckpt:
                 raise CheckpointError("no 'network'/'synchformer' entries: not a SAGANet checkpoint")
-            dit = MMDiT(dit_config(dit_name))
-            load_dit_state_dict(dit, ckpt, lora_merged=True)  # released LoRA weights are already merged (Q3)
+            dit = MMDiT(dit_config(spec.dit))
+            # released LoRA weights are already merged (RN-7)
+            load_dit_state_dict(dit, ckpt, lora_merged=True)
             enc = SynchformerWithContext(MotionFormerConfig.full())
             load_saganet_synchformer(enc, ckpt["synchformer"])
             return dit, enc
 
-        dit, enc = _load_cached(file, v, load_saganet)
+        dit, enc = _load_cached(spec.checkpoint, v, load_saganet)
         sync: SegAwareSyncEncoder | SyncEncoder = SegAwareSyncEncoder(enc)
-        seq, mode = CONFIG_44K_SA, "44k"
     else:
-        dit = MMDiT(dit_config(v))
-        _load_cached(f"mmaudio_{v}.pth", v, lambda sd: load_dit_state_dict(dit, sd))
+        dit = MMDiT(dit_config(spec.dit))
+        _load_cached(spec.checkpoint, v, lambda sd: load_dit_state_dict(dit, sd))
         plain = Synchformer(MotionFormerConfig.full())
         _load_cached("synchformer_state_dict.pth", v, lambda sd: load_mmaudio_synchformer(plain, sd))
         sync = SyncEncoder(plain)
-        seq, mode = (CONFIG_16K, "16k") if v == "small_16k" else (CONFIG_44K, "44k")
-    clip = _clip_encoder()
-    return AudioGenerator(dit.eval(), sync.eval(), clip, clip, _codec(mode).eval(), seq, clip_size=384, sync_size=224,
-                          focal_mode="reference")
+    seq = sequence_config_for(spec.dit)
+    clip = _clip_encoder(v)
+    return AudioGenerator(dit.eval(), sync.eval(), clip, clip, _codec(spec.codec, v).eval(), seq, clip_size=384,
+                          sync_size=224, focal_mode=spec.focal_mode)
 
 
 def toy_checkpoint_path(name: str) -> Path:
@@ -130,9 +101,9 @@ def toy_checkpoint_path(name: str) -> Path:
 
 def build_toy(variant: str = "toy") -> AudioGenerator:
     """The tiny model trained on the synthetic world, shipped inside the package."""
-    from saganet.toyworld.model import ToyModelConfig
+    from saganet.models.toy import ToyModelConfig
 
-    path = toy_checkpoint_path(TOY_VARIANTS[canonical(variant)])
+    path = toy_checkpoint_path(registry.get_variant(variant).toy_asset)
     meta_file = path.with_suffix(".json")
     if not path.is_file() or not meta_file.is_file():
         raise CheckpointError(f"shipped toy checkpoint {path.name} is missing from the installation: "
@@ -141,7 +112,7 @@ def build_toy(variant: str = "toy") -> AudioGenerator:
 
 
 def load_toy_file(path: str | Path, cfg) -> AudioGenerator:
-    from saganet.toyworld.model import build_toy_model
+    from saganet.models.toy import build_toy_model
 
     model = build_toy_model(cfg)
     load_strict(model, read_checkpoint(path), what=f"toy model ({'SAGANet' if cfg.segaware else 'baseline'})")
@@ -152,7 +123,7 @@ def load_toy_file(path: str | Path, cfg) -> AudioGenerator:
 TINY_CLIP_CFG = {"embed_dim": 32, "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "head_width": 16, "patch_size": 16},
                  "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1}}
 # Parameters that start at zero in a fresh model (adaLN-zero modulation, the DiT's final layer, the mask patch
-# embedding and gates of the segmentation-aware encoder, Pitfall 4). Left at zero, the random tiny model's
+# embedding and gates of the segmentation-aware encoder, RN-17). Left at zero, the random tiny model's
 # velocity is 0 and its masks are ignored: its audio would not depend on the video, masks or text at all.
 # They are drawn at random instead, and the DiT's sync input is amplified so that masks change the audio.
 TINY_GATE_STD = 0.1
@@ -189,9 +160,9 @@ def build_tiny(segaware: bool = True, seed: int = 0, duration: float = 2.0) -> A
 
 
 def build_variant(variant: str) -> AudioGenerator:
-    v = canonical(variant)
-    if v in TOY_VARIANTS:
-        return build_toy(v)
-    if v == "tiny":
+    spec = registry.get_variant(variant)
+    if spec.source == "toy":
+        return build_toy(spec.name)
+    if spec.source == "tiny":
         return build_tiny()
-    return build_released(v)
+    return build_released(spec.name)

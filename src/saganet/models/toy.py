@@ -20,7 +20,7 @@ from saganet.models.generator import AudioGenerator
 from saganet.models.motionformer import MotionFormerConfig, Synchformer
 from saganet.models.segaware import SynchformerWithContext
 from saganet.models.sync_encoder import SegAwareSyncEncoder, SyncEncoder
-from saganet.toyworld.codec import ToyMelCodec
+from saganet.models.toy_codec import ToyMelCodec
 
 
 class ToyFrameFeatures(nn.Module):

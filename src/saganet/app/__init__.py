@@ -1,0 +1,1 @@
+"""The application layer: the `saganet` command line, the web UI, batch runs, outputs and the demo."""
