@@ -161,3 +161,35 @@ def test_cli_evaluate_and_one_line_errors(folders, tmp_path, capsys):
     code = main(["evaluate", str(tmp_path / "missing"), "--reference", str(ref), "--quiet"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and err[0].startswith("saganet: error: generated-audio folder not found")
+
+
+def test_desync_full_frame_and_focal_crop_with_tiny_synchformer(tmp_path):
+    from saganet.io.writers import write_mask_video, write_video
+
+    gen, ref, vids = tmp_path / "gen", tmp_path / "ref", tmp_path / "videos"
+    for d in (gen, ref, vids):
+        d.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(2):
+        tone(gen / f"c{i}.flac", 400 + 50 * i, seconds=5.0)
+        tone(ref / f"c{i}.flac", 400 + 50 * i, seconds=5.0)
+        write_video(vids / f"c{i}.mp4", rng.integers(0, 255, (125, 32, 32, 3), dtype=np.uint8), 25)
+    tone(gen / "short.flac", 400, seconds=2.0)
+    tone(ref / "short.flac", 400, seconds=2.0)
+    write_video(vids / "short.mp4", rng.integers(0, 255, (50, 32, 32, 3), dtype=np.uint8), 25)
+    tone(gen / "novideo.flac", 400, seconds=5.0)
+    tone(ref / "novideo.flac", 400, seconds=5.0)
+    res = evaluate_folder(gen, ref, tmp_path / "out", EvalOptions(families=("desync",), **FAST), video_dir=vids)
+    fam = res["families"]["desync"]
+    assert 0.0 <= res["metrics"]["DeSync"] <= 2.0
+    assert fam["skipped"]["novideo"] == "no video" and "segments" in fam["skipped"]["short"]
+    # focal crop: an item with a mask gets DeSync_focal
+    from saganet.eval.families import EvalItem, make_family
+    from saganet.eval.runner import EvalContext
+
+    m = np.zeros((125, 32, 32), bool)
+    m[:, 8:20, 4:16] = True
+    write_mask_video(tmp_path / "mask.mp4", m, 25)
+    it = EvalItem("c0", gen / "c0.flac", ref / "c0.flac", video=vids / "c0.mp4", mask=tmp_path / "mask.mp4")
+    r = make_family("desync").compute([it], EvalContext(EvalOptions(**FAST), None))
+    assert set(r.rows["c0"]) == {"DeSync", "DeSync_focal"} and "DeSync_focal" in r.metrics
