@@ -93,10 +93,15 @@ class SAGANetPipeline:
         self.trained_duration = model.seq.duration
 
     @classmethod
-    def from_variant(cls, variant: str, device: str = "cpu", dtype: torch.dtype = torch.float32) -> SAGANetPipeline:
+    def from_variant(cls, variant: str, device: str = "cpu", dtype: torch.dtype = torch.float32,
+                     weights: str | None = None, model_dirs: dict[str, str] | None = None) -> SAGANetPipeline:
+        """Build a registry variant. `weights`: a fine-tuned checkpoint in place of the variant's own file;
+        `model_dirs`: plain local folders for hub models (`{"clip": PATH, "bigvgan_v2": PATH}`)."""
         from saganet.builders import build_variant
         from saganet.registry import canonical
 
+        if weights is not None or model_dirs:
+            raise InputError("--weights / --model-dir are not supported yet")  # issue 18 builds them
         return cls(build_variant(variant), canonical(variant), device, dtype)
 
     # -- inputs -------------------------------------------------------------------------------

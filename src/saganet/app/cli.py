@@ -27,6 +27,10 @@ def _add_generate(sub) -> None:
     p.add_argument("--batch", metavar="JOBS", help="JSONL or CSV jobs file (resumable); -o is the batch folder")
     p.add_argument("-o", "--output", default="saganet_out", help="output folder")
     p.add_argument("--variant", default="saganet_small", help="model variant (see `saganet weights list`)")
+    p.add_argument("--weights", default=None, metavar="FILE",
+                   help="fine-tuned or exported checkpoint to use in place of the variant's own weights")
+    p.add_argument("--model-dir", action="append", default=[], metavar="MODEL=PATH",
+                   help="read a model from a plain local folder, e.g. clip=~/DFN5B-CLIP, bigvgan_v2=~/bigvgan")
     p.add_argument("--prompt", default="", help="text prompt (all objects)")
     p.add_argument("--negative-prompt", default="", help="negative text prompt")
     p.add_argument("--object-prompt", action="append", default=[], metavar="NAME=TEXT", help="prompt for one object")
@@ -86,7 +90,8 @@ def request_from_args(args, video: str | None, masks: list[str], selects: list[s
                              mask_away_clip=args.mask_away_clip, progress=not args.quiet)
     gains = {k: _number(v, f"--gain {k}") for k, v in _pairs(args.gain, "--gain").items()}
     return GenerateRequest(video=video or "", output=output, masks=_mask_specs(masks, selects, names),
-                           variant=args.variant, options=opts, start=args.start, duration=args.duration,
+                           variant=args.variant, weights=args.weights,
+                           model_dirs=_pairs(args.model_dir, "--model-dir"), options=opts, start=args.start, duration=args.duration,
                            allow_longer=args.allow_longer, center_crop=args.center_crop, pad_masks=args.pad_masks,
                            strict_masks=args.strict_masks, overlay_masks=args.overlay_masks,
                            write_video=not args.no_video, format=args.format, gains_db=gains, device=args.device,

@@ -34,6 +34,8 @@ class GenerateRequest:
     output: str | Path
     masks: list[MaskSpec] = field(default_factory=list)
     variant: str = "saganet_small"
+    weights: str | None = None  # a fine-tuned / exported checkpoint used in place of the variant's own
+    model_dirs: dict[str, str] = field(default_factory=dict)  # model key -> plain local folder (clip=..., ...)
     options: GenerationOptions = field(default_factory=GenerationOptions)
     start: float = 0.0
     duration: float | None = None
@@ -89,16 +91,18 @@ class ModelCache:
     """Pipelines kept loaded across requests of one process (batch runs, the web UI)."""
 
     def __init__(self) -> None:
-        self._pipes: dict[tuple[str, str, str], SAGANetPipeline] = {}
+        self._pipes: dict[tuple, SAGANetPipeline] = {}
 
-    def get(self, variant: str, device: str, dtype: str) -> SAGANetPipeline:
+    def get(self, variant: str, device: str, dtype: str, weights: str | None = None,
+            model_dirs: dict[str, str] | None = None) -> SAGANetPipeline:
         import torch
 
-        key = (variant, device, dtype)
+        key = (variant, device, dtype, weights, tuple(sorted((model_dirs or {}).items())))
         if key not in self._pipes:
             t0 = time.perf_counter()
             torch_dtype = torch.bfloat16 if dtype == "bf16" else torch.float32
-            self._pipes[key] = SAGANetPipeline.from_variant(variant, device=device, dtype=torch_dtype)
+            self._pipes[key] = SAGANetPipeline.from_variant(variant, device=device, dtype=torch_dtype,
+                                                            weights=weights, model_dirs=model_dirs)
             log.info("loaded variant %s in %.1f s", variant, time.perf_counter() - t0)
         return self._pipes[key]
 
@@ -113,7 +117,7 @@ def run_request(req: GenerateRequest, models: ModelCache) -> dict[str, Path]:
     req.validate()
     probe_video(req.video)
     # 2. load the model (cached) and decode the inputs at its frame sizes
-    pipe = models.get(req.variant, req.device, req.dtype)
+    pipe = models.get(req.variant, req.device, req.dtype, req.weights, req.model_dirs)
     decoded = pipe.load_video(req.video, start=req.start, duration=req.duration,
                               geometry="center_crop" if req.center_crop else "squash",
                               allow_longer=req.allow_longer, quiet=req.quiet)
