@@ -145,3 +145,21 @@ def test_official_weights_offline_is_one_line_error(tmp_path, monkeypatch):
     with pytest.raises(CheckpointError) as e:
         build_embedder("vggish", "official")
     assert "vggish-10086976.pth" in str(e.value) and "\n" not in str(e.value)
+
+
+def test_passt_front_end_and_shapes():
+    from saganet.eval.embedders.passt import PaSSTMel, kaldi_mel_banks
+
+    fb = kaldi_mel_banks(128, 1024, 32000, 0.0, 15000.0)
+    assert fb.shape == (128, 513) and fb[:, -1].max() == 0 and fb[:, 0].max() == 0  # padded column; DC unused
+    mel = PaSSTMel()(torch.from_numpy(sine(2000, 10, 32000))[None])
+    assert mel.shape == (1, 128, 1000)
+    centre = (fb * np.arange(513)).sum(1) / np.maximum(fb.sum(1), 1e-9) * 32000 / 1024
+    assert abs(centre[int(mel[0].mean(1).argmax())] - 2000) < 150
+    e = build_embedder("passt", "random", "tiny")
+    for wav in (sine(440, 1, 32000), np.zeros(32000, np.float32), sine(440, 12, 32000)):
+        out = e.embed(wav)
+        assert out["embedding"].shape == (16,) and out["logits"].shape == (10,)
+    # av-benchmark pads to 10 s: a 1 s clip equals itself zero-padded
+    one = sine(440, 1, 32000)
+    np.testing.assert_allclose(e.embed(one)["logits"], e.embed(np.pad(one, (0, 32000)))["logits"], rtol=1e-5, atol=1e-6)

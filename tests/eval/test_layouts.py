@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from saganet.eval.embedders.panns import Cnn14
+from saganet.eval.embedders.passt import PaSST
 from saganet.eval.embedders.synchformer_av import SyncAVConfig, SynchformerAV
 from saganet.eval.embedders.vggish import VGGish
 from saganet.models.motionformer import MotionFormer, MotionFormerConfig
@@ -22,7 +23,7 @@ def _layout(m: torch.nn.Module) -> dict[str, list[int]]:
 
 
 @pytest.mark.parametrize("name,factory", [("panns_cnn14_16k", Cnn14), ("vggish", VGGish),
-                                          ("synchformer_av", SynchformerAV)])
+                                          ("synchformer_av", SynchformerAV), ("passt_s", PaSST)])
 def test_layout_matches_manifest(name, factory):
     man = json.loads((DATA / f"{name}.json").read_text())
     with torch.device("meta"):

@@ -3,6 +3,7 @@
 | family | metrics | needs |
 |---|---|---|
 | `panns` | FD_PANNs (2048-d, unpaired), KL_PANNs (paired, softmax; `_sigmoid` too), IS_PANNs (mean, std) | refs for FD/KL |
+| `passt` | FD_PaSST (768-d), KL_PaSST (paired, softmax), IS_PaSST | refs for FD/KL |
 | `vggish` | FD_VGGish (per-0.96 s example embeddings of all files, unpaired) | refs |
 | `desync` | DeSync (s): Synchformer offset of generated audio vs its video; `DeSync_focal` on the object's focal crop when a mask is known | videos |
 | `target_distractor` | accuracy and margin of PANNs-embedding cosine similarity of each generated stem to its own true stem vs the other objects' true stems | scenes with >= 2 objects and refs |
@@ -24,7 +25,7 @@ from saganet.eval.families import EvalItem, FamilyResult, register_family
 
 log = logging.getLogger(__name__)
 
-__all__ = ["PannsFamily", "VGGishFamily", "DeSyncFamily", "TargetDistractorFamily"]
+__all__ = ["PannsFamily", "PaSSTFamily", "VGGishFamily", "DeSyncFamily", "TargetDistractorFamily"]
 
 
 def _progress(items, ctx, desc):
@@ -33,37 +34,51 @@ def _progress(items, ctx, desc):
     return tqdm(items, desc=desc, disable=not ctx.opts.progress, leave=False)
 
 
-class PannsFamily:
-    name = "panns"
-    description = "PANNs CNN14 (16 kHz): FD on the 2048-d embedding, paired KL and IS on the 527 logits"
+class _ClassifierFamily:
+    """FD on the embedding (unpaired), paired KL and IS on the logits of one AudioSet classifier."""
+
+    model = ""
+    label = ""
 
     def compute(self, items: list[EvalItem], ctx) -> FamilyResult:
         res = FamilyResult()
+        L = self.label
         gen, ref, gl, rl, paired_gl = [], [], [], [], []
-        for it in _progress(items, ctx, "PANNs"):
-            g = ctx.embed("panns", it.gen)
+        for it in _progress(items, ctx, L):
+            g = ctx.embed(self.model, it.gen)
             gen.append(g["embedding"])
             gl.append(g["logits"])
             if it.ref is not None:
-                r = ctx.embed("panns", it.ref)
+                r = ctx.embed(self.model, it.ref)
                 ref.append(r["embedding"])
                 rl.append(r["logits"])
                 paired_gl.append(g["logits"])
-                res.rows[it.name] = {
-                    "KL_PANNs": maths.kl_paired(g["logits"][None], r["logits"][None]),
-                    "cos_PANNs": float(np.dot(g["embedding"], r["embedding"]) /
-                                       max(np.linalg.norm(g["embedding"]) * np.linalg.norm(r["embedding"]), 1e-12)),
-                }
+                cos = float(np.dot(g["embedding"], r["embedding"]) /
+                            max(np.linalg.norm(g["embedding"]) * np.linalg.norm(r["embedding"]), 1e-12))
+                res.rows[it.name] = {f"KL_{L}": maths.kl_paired(g["logits"][None], r["logits"][None]),
+                                     f"cos_{L}": cos}
         if len(ref) >= 2 and len(gen) >= 2:
-            res.metrics["FD_PANNs"] = maths.frechet_distance(np.stack(gen), np.stack(ref))
+            res.metrics[f"FD_{L}"] = maths.frechet_distance(np.stack(gen), np.stack(ref))
         elif ref:
-            res.notes.append("FD_PANNs needs at least 2 files per side")
+            res.notes.append(f"FD_{L} needs at least 2 files per side")
         if rl:
-            res.metrics["KL_PANNs"] = maths.kl_paired(np.stack(paired_gl), np.stack(rl))
-            res.metrics["KL_PANNs_sigmoid"] = maths.kl_paired(np.stack(paired_gl), np.stack(rl), "sigmoid")
+            res.metrics[f"KL_{L}"] = maths.kl_paired(np.stack(paired_gl), np.stack(rl))
+            res.metrics[f"KL_{L}_sigmoid"] = maths.kl_paired(np.stack(paired_gl), np.stack(rl), "sigmoid")
         mean, std = maths.inception_score(np.stack(gl))
-        res.metrics["IS_PANNs"], res.metrics["IS_PANNs_std"] = mean, std
+        res.metrics[f"IS_{L}"], res.metrics[f"IS_{L}_std"] = mean, std
         return res
+
+
+class PannsFamily(_ClassifierFamily):
+    name = model = "panns"
+    label = "PANNs"
+    description = "PANNs CNN14 (16 kHz): FD on the 2048-d embedding, paired KL and IS on the 527 logits"
+
+
+class PaSSTFamily(_ClassifierFamily):
+    name = model = "passt"
+    label = "PaSST"
+    description = "PaSST-S (32 kHz, 10 s): FD on the 768-d embedding, paired KL and IS on the 527 logits"
 
 
 class VGGishFamily:
@@ -180,6 +195,7 @@ class TargetDistractorFamily:
 
 
 register_family("panns", PannsFamily)
+register_family("passt", PaSSTFamily)
 register_family("vggish", VGGishFamily)
 register_family("desync", DeSyncFamily)
 register_family("target_distractor", TargetDistractorFamily)

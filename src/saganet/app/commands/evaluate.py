@@ -13,7 +13,7 @@ import sys
 
 log = logging.getLogger(__name__)
 
-DEFAULT_METRICS = "panns,vggish,target_distractor"
+DEFAULT_METRICS = "panns,passt,vggish,target_distractor"
 
 
 def _common(p: argparse.ArgumentParser) -> None:

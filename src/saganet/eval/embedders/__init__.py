@@ -3,10 +3,11 @@
 | key | model | rate | used for |
 |---|---|---|---|
 | `panns` | PANNs CNN14 (16 kHz checkpoint) | 16 kHz | FD_PANNs, KL_PANNs, IS_PANNs, target vs distractor |
+| `passt` | PaSST-S (own module: hear21passt needs torchaudio) | 32 kHz | FD_PaSST, KL_PaSST, IS_PaSST |
 | `vggish` | VGGish | 16 kHz | FD_VGGish |
 | `synchformer` | Synchformer audio branch + sync head (+ `saganet.models.motionformer` video) | 16 kHz / 25 fps | DeSync |
 
-Not available here: PaSST (`hear21passt` imports torchaudio at module level), LAION-CLAP (`laion_clap`
+Not available here: LAION-CLAP (`laion_clap`
 pins numpy < 2 and pulls wandb/webdataset), ImageBind (not on PyPI; its package needs torchaudio and
 pytorchvideo). See docs/evaluation.md.
 """
@@ -17,7 +18,7 @@ from saganet.errors import InputError
 
 __all__ = ["build_embedder", "EMBEDDERS"]
 
-EMBEDDERS = ("panns", "vggish", "synchformer")
+EMBEDDERS = ("panns", "passt", "vggish", "synchformer")
 
 
 def build_embedder(kind: str, weights: str = "official", size: str = "full"):
@@ -33,6 +34,12 @@ def build_embedder(kind: str, weights: str = "official", size: str = "full"):
         if weights == "random":
             return PannsEmbedder(Cnn14(Cnn14Config.tiny() if size == "tiny" else None), weights=f"random-{size}")
         return PannsEmbedder.official(None if weights == "official" else weights)
+    if kind == "passt":
+        from saganet.eval.embedders.passt import PaSST, PaSSTConfig, PaSSTEmbedder
+
+        if weights == "random":
+            return PaSSTEmbedder(PaSST(PaSSTConfig.tiny() if size == "tiny" else None), weights=f"random-{size}")
+        return PaSSTEmbedder.official(None if weights == "official" else weights)
     if kind == "vggish":
         from saganet.eval.embedders.vggish import VGGish, VGGishConfig, VGGishEmbedder
 
