@@ -78,8 +78,15 @@ def run_mmaudio_net_forward(case: GoldenCase) -> dict[str, torch.Tensor]:
 
 
 @runner("euler_cfg_sample")
-@torch.no_grad()
 def run_euler_cfg_sample(case: GoldenCase) -> dict[str, torch.Tensor]:
+    """As the reference: conditional and unconditional branches as two network calls."""
+    return euler_cfg_outputs(case, batched=False)
+
+
+@torch.no_grad()
+def euler_cfg_outputs(case: GoldenCase, batched: bool) -> dict[str, torch.Tensor]:
+    """Every output of an `euler_cfg_sample` case; `batched=True` runs the guided branches as one 2B call
+    (the pipeline's default, `guided_velocity(batched=True)`)."""
     i, s = case.inputs, case.meta["sampler"]
     net = _build(case)
     load_dit_state_dict(net, case.weights, lora_merged=False)
@@ -98,7 +105,7 @@ def run_euler_cfg_sample(case: GoldenCase) -> dict[str, torch.Tensor]:
         def record(step, _t, _x, v, tag=tag):
             out[f"{tag}.velocity.{step}"] = v
 
-        fn = guided_velocity(net, conds, unc, strength, batched=False)
+        fn = guided_velocity(net, conds, unc, strength, batched=batched)
         x1 = sample(fn, i["x0"], s["num_steps"], "euler", min_sigma=s["min_sigma"], callback=record)
         out[f"{tag}.x1"] = x1
         out[f"{tag}.x1_unnormalized"] = net.unnormalize(x1)
