@@ -163,3 +163,12 @@ def test_passt_front_end_and_shapes():
     # av-benchmark pads to 10 s: a 1 s clip equals itself zero-padded
     one = sine(440, 1, 32000)
     np.testing.assert_allclose(e.embed(one)["logits"], e.embed(np.pad(one, (0, 32000)))["logits"], rtol=1e-5, atol=1e-6)
+
+
+def test_clap_shapes_and_text():
+    e = build_embedder("clap", "random", "tiny")
+    for wav in (sine(440, 1, 48000), np.zeros(48000, np.float32), sine(440, 10, 48000)):
+        a = e.embed(wav)["audio"]
+        assert a.shape == (16,) and abs(np.linalg.norm(a) - 1) < 1e-5
+    t = e.embed_text(["violin", "a dog barking loudly"])
+    assert t.shape == (2, 16) and not np.allclose(t[0], t[1])

@@ -53,3 +53,14 @@ def test_synchformer_visual_branch_matches_reference_manifest(shared_dir):
         v = MotionFormer(MotionFormerConfig.full())
     got = {f"vfeat_extractor.{k}": s for k, s in _layout(v).items()}
     assert got == {k: s[:-1] for k, s in man.items()}
+
+
+def test_clap_layout_matches_manifest():
+    from transformers import ClapModel
+
+    from saganet.eval.embedders.clap import clap_config
+
+    man = json.loads((DATA / "clap_htsat_base.json").read_text())
+    with torch.device("meta"):
+        m = ClapModel(clap_config("full"))
+    assert _layout(m) == man["params"]

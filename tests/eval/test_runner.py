@@ -193,3 +193,12 @@ def test_desync_full_frame_and_focal_crop_with_tiny_synchformer(tmp_path):
     it = EvalItem("c0", gen / "c0.flac", ref / "c0.flac", video=vids / "c0.mp4", mask=tmp_path / "mask.mp4")
     r = make_family("desync").compute([it], EvalContext(EvalOptions(**FAST), None))
     assert set(r.rows["c0"]) == {"DeSync", "DeSync_focal"} and "DeSync_focal" in r.metrics
+
+
+def test_clap_score_with_prompts_and_tiny_clap(folders, tmp_path):
+    gen, ref = folders
+    prompts = {"clip0": "a violin", "clip1": "a flute", "clip2": "a violin"}
+    res = evaluate_folder(gen, ref, tmp_path / "out", EvalOptions(families=("clap",), **FAST), prompts=prompts)
+    assert -1.0 <= res["metrics"]["CLAP_score"] <= 1.0
+    assert res["families"]["clap"]["skipped"] == {"clip3": "no text prompt"}
+    assert set(res["items"]["clip0"]) == {"CLAP"}

@@ -6,6 +6,7 @@
 | `passt` | FD_PaSST (768-d), KL_PaSST (paired, softmax), IS_PaSST | refs for FD/KL |
 | `vggish` | FD_VGGish (per-0.96 s example embeddings of all files, unpaired) | refs |
 | `desync` | DeSync (s): Synchformer offset of generated audio vs its video; `DeSync_focal` on the object's focal crop when a mask is known | videos |
+| `clap` | CLAP score: cosine of the audio and its prompt's text embedding (LAION-CLAP HTSAT-base) | prompts |
 | `target_distractor` | accuracy and margin of PANNs-embedding cosine similarity of each generated stem to its own true stem vs the other objects' true stems | scenes with >= 2 objects and refs |
 
 Set sizes: FD needs >= 2 files per side; IS uses av-benchmark's 10 shuffled splits (fewer files than
@@ -25,7 +26,7 @@ from saganet.eval.families import EvalItem, FamilyResult, register_family
 
 log = logging.getLogger(__name__)
 
-__all__ = ["PannsFamily", "PaSSTFamily", "VGGishFamily", "DeSyncFamily", "TargetDistractorFamily"]
+__all__ = ["PannsFamily", "PaSSTFamily", "ClapFamily", "VGGishFamily", "DeSyncFamily", "TargetDistractorFamily"]
 
 
 def _progress(items, ctx, desc):
@@ -159,6 +160,32 @@ class DeSyncFamily:
         return res
 
 
+class ClapFamily:
+    name = "clap"
+    description = "LAION-CLAP (HTSAT-base, 48 kHz): mean cosine of each file's audio and its prompt's text embedding"
+
+    def compute(self, items: list[EvalItem], ctx) -> FamilyResult:
+        res = FamilyResult()
+        emb = ctx.embedder("clap")
+        with_text = [it for it in items if it.prompt]
+        for it in items:
+            if not it.prompt:
+                res.skipped[it.name] = "no text prompt"
+        if not with_text:
+            res.notes.append("CLAP score: no file has a text prompt (give --prompts, or a batch folder with prompts)")
+            return res
+        prompts = sorted({it.prompt for it in with_text})
+        text = dict(zip(prompts, emb.embed_text(prompts)))
+        scores = []
+        for it in _progress(with_text, ctx, "CLAP"):
+            a = ctx.embed("clap", it.gen)["audio"]
+            s = float(np.dot(a, text[it.prompt]) / max(np.linalg.norm(a) * np.linalg.norm(text[it.prompt]), 1e-12))
+            res.rows[it.name] = {"CLAP": s}
+            scores.append(s)
+        res.metrics["CLAP_score"] = float(np.mean(scores))
+        return res
+
+
 class TargetDistractorFamily:
     name = "target_distractor"
     description = ("per multi-object scene: cosine similarity (PANNs embedding) of each generated stem to its "
@@ -198,4 +225,5 @@ register_family("panns", PannsFamily)
 register_family("passt", PaSSTFamily)
 register_family("vggish", VGGishFamily)
 register_family("desync", DeSyncFamily)
+register_family("clap", ClapFamily)
 register_family("target_distractor", TargetDistractorFamily)

@@ -43,6 +43,7 @@ def _folder_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="saganet evaluate GEN_DIR")
     p.add_argument("--reference", "-r", default=None, help="folder of ground-truth audio, paired by name")
     p.add_argument("--videos", default=None, help="folder of the videos (<name>.mp4) for DeSync")
+    p.add_argument("--prompts", default=None, help="JSON file {name: text} for the CLAP score")
     p.add_argument("--out", "-o", default=None, help="output folder (default GEN_DIR/eval)")
     _common(p)
     return p
@@ -103,8 +104,18 @@ def run(args) -> int:
         return 0
     a = _folder_parser().parse_args(args.rest)
     out = a.out or str(Path(args.gen_dir) / "eval")
+    prompts = None
+    if a.prompts:
+        import json
+
+        from saganet.errors import InputError
+
+        try:
+            prompts = {str(k): str(v) for k, v in json.loads(Path(a.prompts).read_text()).items()}
+        except (OSError, ValueError, AttributeError) as e:
+            raise InputError(f"cannot read prompts {a.prompts} ({e}): give a JSON object {{name: text}}") from e
     res = ev.evaluate_folder(args.gen_dir, a.reference, out, _opts(a, _families(a, a.videos is not None)),
-                             video_dir=a.videos)
+                             video_dir=a.videos, prompts=prompts)
     sys.stdout.write(markdown_table(res))
     sys.stdout.write(f"\nwritten: {Path(out) / 'metrics.json'}, {Path(out) / 'metrics.md'}\n")
     return 0

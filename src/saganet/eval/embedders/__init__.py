@@ -5,10 +5,10 @@
 | `panns` | PANNs CNN14 (16 kHz checkpoint) | 16 kHz | FD_PANNs, KL_PANNs, IS_PANNs, target vs distractor |
 | `passt` | PaSST-S (own module: hear21passt needs torchaudio) | 32 kHz | FD_PaSST, KL_PaSST, IS_PaSST |
 | `vggish` | VGGish | 16 kHz | FD_VGGish |
+| `clap` | LAION-CLAP HTSAT-base via `transformers.ClapModel` (`laion/larger_clap_music_and_speech`) | 48 kHz | CLAP score |
 | `synchformer` | Synchformer audio branch + sync head (+ `saganet.models.motionformer` video) | 16 kHz / 25 fps | DeSync |
 
-Not available here: LAION-CLAP (`laion_clap`
-pins numpy < 2 and pulls wandb/webdataset), ImageBind (not on PyPI; its package needs torchaudio and
+Not available here: ImageBind (not on PyPI; its package needs torchaudio and
 pytorchvideo). See docs/evaluation.md.
 """
 
@@ -18,7 +18,7 @@ from saganet.errors import InputError
 
 __all__ = ["build_embedder", "EMBEDDERS"]
 
-EMBEDDERS = ("panns", "passt", "vggish", "synchformer")
+EMBEDDERS = ("panns", "passt", "vggish", "clap", "synchformer")
 
 
 def build_embedder(kind: str, weights: str = "official", size: str = "full"):
@@ -46,6 +46,10 @@ def build_embedder(kind: str, weights: str = "official", size: str = "full"):
         if weights == "random":
             return VGGishEmbedder(VGGish(VGGishConfig.tiny() if size == "tiny" else None), weights=f"random-{size}")
         return VGGishEmbedder.official(None if weights == "official" else weights)
+    if kind == "clap":
+        from saganet.eval.embedders.clap import ClapEmbedder
+
+        return ClapEmbedder.build(weights, size)
     if kind == "synchformer":
         from saganet.eval.embedders.sync import SyncEmbedder
 
