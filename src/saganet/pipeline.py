@@ -21,7 +21,7 @@ import torch
 
 from saganet.errors import InputError
 from saganet.io.masks import MaskSpec, ObjectMask, load_masks
-from saganet.io.video import DecodedVideo, decode_video
+from saganet.io.video import DEFAULT_FRAME_RULE, DecodedVideo, decode_video
 from saganet.models.generator import AudioGenerator
 from saganet.sampling import SAMPLERS, generate_latents
 
@@ -91,6 +91,10 @@ class SAGANetPipeline:
         for part in (self.model.dit, self.model.sync_encoder, self.model.frame_encoder, self.model.text_encoder):
             part.to(dtype)
         self.trained_duration = model.seq.duration
+        # the frame-picking rule the weights were trained with (registry); other models: the reference's
+        from saganet.registry import VARIANTS
+
+        self.frame_rule = VARIANTS[variant].frame_rule if variant in VARIANTS else DEFAULT_FRAME_RULE
 
     @classmethod
     def from_variant(cls, variant: str, device: str = "cpu", dtype: torch.dtype = torch.float32,
@@ -117,7 +121,8 @@ class SAGANetPipeline:
             log.warning("duration %.2f s is longer than the model was trained on (%.2f s)", duration,
                         self.trained_duration)
         return decode_video(path, start=start, duration=duration, clip_size=self.model.clip_size,
-                            sync_size=self.model.sync_size, sync_geometry=geometry, quiet=quiet)
+                            sync_size=self.model.sync_size, sync_geometry=geometry, quiet=quiet,
+                            frame_rule=self.frame_rule)
 
     def load_masks(self, specs: list[MaskSpec], video: DecodedVideo, pad: bool = False,
                    strict: bool = False) -> list[ObjectMask]:

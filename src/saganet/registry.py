@@ -47,6 +47,7 @@ class VariantSpec:
     training_files: tuple[str, ...] = ()
     aliases: tuple[str, ...] = ()
     focal_mode: FocalMode = DEFAULT_FOCAL_MODE
+    frame_rule: str = "at_or_after"  # how video frames are picked at the model's frame rates (io.video)
     toy_asset: str | None = None
     description: str = ""
 
@@ -77,9 +78,9 @@ VARIANTS: dict[str, VariantSpec] = {v.name: v for v in (
     _mmaudio("medium_44k"),
     _mmaudio("large_44k"),
     _mmaudio("large_44k_v2"),
-    VariantSpec("toy", "toy", segaware=True, toy_asset="saganet_tiny",
+    VariantSpec("toy", "toy", segaware=True, toy_asset="saganet_tiny", frame_rule="at_or_before",
                 description="SAGANet-tiny trained on the toy world (ships with the package)"),
-    VariantSpec("toy_baseline", "toy", segaware=False, toy_asset="baseline_tiny",
+    VariantSpec("toy_baseline", "toy", segaware=False, toy_asset="baseline_tiny", frame_rule="at_or_before",
                 description="the toy world's mask-free baseline (ships with the package)"),
     VariantSpec("tiny", "tiny", segaware=True, codec="16k", description="tiny random weights (tests)"),
 )}

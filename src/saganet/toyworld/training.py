@@ -19,6 +19,7 @@ from safetensors.torch import save_file
 from tqdm import tqdm
 
 from saganet.io.atomic import atomic_path, atomic_write_text
+from saganet.io.video import pick_frames
 from saganet.models.generator import AudioGenerator
 from saganet.models.toy import ToyModelConfig, build_toy_model
 from saganet.toyworld.dataset import ToyArrays, generate_arrays
@@ -28,10 +29,14 @@ from saganet.train import TrainConfig, Trainer
 log = logging.getLogger(__name__)
 
 
+# The shipped toy models were trained on the most recent frame at or before each target time; generation
+# with them decodes videos by the same rule (registry: the toy variants' frame_rule).
+TOY_FRAME_RULE = "at_or_before"
+
+
 def resample_indices(n_frames: int, fps: float, target_fps: float, n_out: int) -> np.ndarray:
-    """Index of the most recent source frame at each target time k / target_fps (timestamp resampling)."""
-    t = np.arange(n_out) / target_fps
-    return np.clip(np.floor(t * fps + 1e-6).astype(int), 0, n_frames - 1)
+    """Source frame index at each target time k / target_fps: `io.video.pick_frames`, the decoder's own rule."""
+    return pick_frames(np.arange(n_frames) / fps, np.arange(n_out) / target_fps, TOY_FRAME_RULE)
 
 
 def frames_to_model(video: torch.Tensor, size: int) -> torch.Tensor:
