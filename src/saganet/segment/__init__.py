@@ -6,7 +6,7 @@ Public API:
   masks.json
 - `to_object_masks(result, decoded_video) -> list[ObjectMask]` (what mask files give, for the pipeline)
 - prompts: `parse_prompt_args([(kind, value), ...])`, `ObjectPrompt`, `Point`, `Box`, `TextPrompt`
-- text grounding for data tools: `saganet.segment.grounding.ground_text`
+- text grounding for data tools: `saganet.segment.grounding.Grounder(...).detect(frames, text, key_frames)`
 
 Heavy parts (transformers) are imported lazily, only when a learned segmenter is used.
 """
