@@ -77,11 +77,15 @@ def _seek(container, stream, t0: float | None, start: float, p: Path) -> None:
             container.seek(0)
 
 
-def read_audio_window(src: Path, start: float, end: float) -> tuple[np.ndarray, int]:
-    """Audio of `[start, end)` (seconds from the VIDEO stream's start) as float32 `(C, L)`, C in {1, 2}.
+def read_audio_window(src: str | os.PathLike, start: float, end: float, rate: int | None = None,
+                      mono: bool = False) -> tuple[np.ndarray, int]:
+    """Audio of `[start, end)` (seconds from the VIDEO stream's start, if any) as float32 `(C, L)`, C in {1, 2}.
 
     `L = round((end - start) * rate)`; missing samples (before the audio starts, after it ends) are zeros.
+    `rate`: resample to this rate (PyAV's resampler, i.e. libswresample), default the source's; `mono`:
+    downmix to one channel.
     """
+    src = Path(src)
     container = _open(src)
     try:
         if not container.streams.audio:
@@ -89,9 +93,9 @@ def read_audio_window(src: Path, start: float, end: float) -> tuple[np.ndarray, 
         astream = container.streams.audio[0]
         vt0 = _stream_start(container.streams.video[0]) if container.streams.video else None
         t0 = vt0 if vt0 is not None else (_stream_start(astream) or 0.0)
-        rate = int(astream.rate or astream.codec_context.sample_rate)
+        rate = int(rate or astream.rate or astream.codec_context.sample_rate)
         channels = astream.codec_context.channels or 1
-        layout = "mono" if channels == 1 else "stereo"
+        layout = "mono" if channels == 1 or mono else "stereo"
         resampler = av.AudioResampler(format="fltp", layout=layout, rate=rate)
         n = int(round((end - start) * rate))
         out = np.zeros((1 if layout == "mono" else 2, n), np.float32)
@@ -110,6 +114,14 @@ def read_audio_window(src: Path, start: float, end: float) -> tuple[np.ndarray, 
                     pos += a.shape[1] / rate
                 if pos is not None and pos >= end:
                     break
+            if pos is not None:  # samples the resampler still holds
+                for rf in resampler.resample(None):
+                    a = rf.to_ndarray()
+                    i0 = int(round((pos - start) * rate))
+                    lo, hi = max(i0, 0), min(i0 + a.shape[1], n)
+                    if hi > lo:
+                        out[:, lo:hi] = a[:, lo - i0:hi - i0]
+                    pos += a.shape[1] / rate
         except _DECODE_ERRORS as e:
             if pos is None:
                 raise InputError(f"cannot decode the audio of {src} ({_short(e)}): the file is corrupt") from e
