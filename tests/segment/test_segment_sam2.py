@@ -260,3 +260,24 @@ def test_released_tiny_checkpoint_layout():
     assert abs(n - 38.9e6) / 38.9e6 < 0.005, n
     hiera = cfg.vision_config.backbone_config
     assert sum(hiera.blocks_per_stage) == 12 and hiera.global_attention_blocks == [5, 7, 9]
+
+
+def test_lazy_frames_match_the_processors_whole_clip(sam):
+    """Frames preprocessed one by one on demand equal the processor's whole-clip preprocessing, and so do
+    the masks."""
+    from saganet.segment import load_frames, validate_prompts
+    from saganet.segment.prompts import parse_prompt_args
+
+    fr = load_frames(frames(n=7), fps=FPS)
+    eager = sam._session(fr, lazy=False)
+    lazy = sam._session(fr, lazy=True)
+    assert len(lazy.processed_frames) == eager.num_frames == 7
+    for i in (6, 0, 3):
+        assert torch.allclose(lazy.get_frame(i), eager.get_frame(i), atol=1e-5)
+    assert dict.__len__(lazy.processed_frames) <= 4
+    objs = validate_prompts(parse_prompt_args([("point", "20,20@0.3"), ("object", "b"), ("box", "30,5,70,40")]),
+                            fr.size, fr.times, fr.end)
+    a = sam.segment(fr, objs, lazy=True)
+    b = sam.segment(fr, objs, lazy=False)
+    for x, y in zip(a, b):
+        assert (x.masks == y.masks).all() and np.allclose(x.scores, y.scores, atol=1e-5)

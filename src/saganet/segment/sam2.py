@@ -20,7 +20,9 @@ How a clip is segmented (`Sam2Segmenter.segment`):
 
 Coordinates: prompts are display pixels of the decoded (rotated) frames; the processor scales them by
 `target_size / (W, H)` into the model's square input, as it does the frames.
-Memory: the processor keeps every frame at 1024² (12 MB each in float32): ~1.5 GB for 5 s at 25 fps.
+Memory: frames are preprocessed to 1024² when the model reaches them and only a few are kept (the processor
+would otherwise hold the whole clip at 12 MB a frame); masks are kept at the video's size, (objects, T, H, W)
+booleans, and so are the decoded frames.
 """
 
 from __future__ import annotations
@@ -135,37 +137,72 @@ class Sam2Segmenter:
         scores = torch.sigmoid(out.object_score_logits.float().reshape(-1)).cpu().numpy()
         return m[:, 0].numpy().astype(bool), scores
 
+    def _session(self, frames: VideoFrames, lazy: bool = True):
+        """An inference session over the clip; `lazy` preprocesses each frame when the model first asks for it
+        and keeps only a few, instead of the whole clip at 1024² float32 (12 MB a frame)."""
+        if not lazy:
+            return self.processor.init_video_session(video=list(frames.frames), inference_device=self.device,
+                                                     video_storage_device="cpu", dtype=self.dtype)
+        session = self.processor.init_video_session(inference_device=self.device, video_storage_device="cpu",
+                                                    dtype=self.dtype)
+        session.processed_frames = _LazyFrames(frames.frames, self.processor, self.dtype)
+        session.video_height, session.video_width = frames.size
+        return session
+
     @torch.inference_mode()
     def segment(self, frames: VideoFrames, objects: list[ObjectPrompt], max_objects: int = 5,
-                min_score: float = 0.3) -> list[ObjectTrack]:
+                min_score: float = 0.3, lazy: bool = True) -> list[ObjectTrack]:
         objects, infos = self._expand_text(frames, objects, max_objects, min_score)
         T, (H, W) = len(frames), frames.size
-        session = self.processor.init_video_session(video=list(frames.frames), inference_device=self.device,
-                                                    video_storage_device="cpu", dtype=self.dtype)
+        session = self._session(frames, lazy)
         prompted = [o.frames for o in objects]
         for i, (obj, fs) in enumerate(zip(objects, prompted)):
             for f in fs:
                 self._add_prompts(session, i + 1, obj, f)
                 self.model(inference_session=session, frame_idx=f)  # conditioning output on this frame
-        n = len(objects)
-        fwd = np.zeros((n, T, H, W), bool)
-        fwd_s = np.zeros((n, T), np.float32)
-        rev = np.zeros((n, T, H, W), bool)
-        rev_s = np.zeros((n, T), np.float32)
-        first, last = min(min(fs) for fs in prompted), max(max(fs) for fs in prompted)
-        for out in self.model.propagate_in_video_iterator(session, start_frame_idx=first):
-            fwd[:, out.frame_idx], fwd_s[:, out.frame_idx] = self._masks(out, (H, W))
-        if last > 0:
-            for out in self.model.propagate_in_video_iterator(session, start_frame_idx=last, reverse=True):
-                rev[:, out.frame_idx], rev_s[:, out.frame_idx] = self._masks(out, (H, W))
-        tracks = []
+        # Each frame of each object takes the pass from its nearest prompt: forward if that is at or before it.
         t = np.arange(T)
-        for i, (obj, fs) in enumerate(zip(objects, prompted)):
+        use_fwd = np.zeros((len(objects), T), bool)
+        for i, fs in enumerate(prompted):
             f = np.asarray(fs)
             before = np.where(f[None] <= t[:, None], t[:, None] - f[None], np.inf).min(1)
             after = np.where(f[None] >= t[:, None], f[None] - t[:, None], np.inf).min(1)
-            use_fwd = before <= after  # the nearest prompt is at or before t
-            masks = np.where(use_fwd[:, None, None], fwd[i], rev[i])
-            scores = np.where(use_fwd, fwd_s[i], rev_s[i]).astype(np.float32)
-            tracks.append(ObjectTrack(obj.name, masks, scores, obj, infos[i]))
-        return tracks
+            use_fwd[i] = before <= after
+        masks = np.zeros((len(objects), T, H, W), bool)
+        scores = np.zeros((len(objects), T), np.float32)
+        first, last = min(min(fs) for fs in prompted), max(max(fs) for fs in prompted)
+        for out in self.model.propagate_in_video_iterator(session, start_frame_idx=first):
+            keep = use_fwd[:, out.frame_idx]
+            m, sc = self._masks(out, (H, W))
+            masks[keep, out.frame_idx], scores[keep, out.frame_idx] = m[keep], sc[keep]
+        if last > 0:
+            for out in self.model.propagate_in_video_iterator(session, start_frame_idx=last, reverse=True):
+                keep = ~use_fwd[:, out.frame_idx]
+                m, sc = self._masks(out, (H, W))
+                masks[keep, out.frame_idx], scores[keep, out.frame_idx] = m[keep], sc[keep]
+        return [ObjectTrack(obj.name, masks[i], scores[i], obj, infos[i]) for i, obj in enumerate(objects)]
+
+
+class _LazyFrames(dict):
+    """Frame index -> processed pixels (3, S, S), made on first access; only the last `keep` are held.
+
+    Stands in for the dict of preprocessed frames of a `Sam2VideoInferenceSession` (the model reads frames
+    only through `session.get_frame(i)` and the clip length through `len`).
+    """
+
+    def __init__(self, frames: np.ndarray, processor, dtype: torch.dtype, keep: int = 4):
+        super().__init__()
+        self._frames, self._processor, self._dtype, self._keep = frames, processor, dtype, keep
+
+    def __len__(self) -> int:
+        return len(self._frames)
+
+    def __missing__(self, idx: int) -> torch.Tensor:
+        if not 0 <= int(idx) < len(self._frames):
+            raise KeyError(idx)
+        px = self._processor.video_processor(videos=[self._frames[idx:idx + 1]], return_tensors="pt")
+        px = px.pixel_values_videos[0, 0].to(self._dtype)
+        while dict.__len__(self) >= self._keep:
+            dict.pop(self, next(iter(dict.keys(self))))
+        dict.__setitem__(self, idx, px)
+        return px
