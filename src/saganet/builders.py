@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import TypeVar
@@ -17,9 +19,10 @@ import torch
 from saganet import registry, weights
 from saganet.checkpoint import load_strict, read_checkpoint
 from saganet.codec import MelVAECodec
-from saganet.configs import SequenceConfig, dit_config, sequence_config_for
-from saganet.errors import CheckpointError
+from saganet.configs import DiTConfig, SequenceConfig, dit_config, sequence_config_for
+from saganet.errors import CheckpointError, InputError
 from saganet.models import clip as clip_models
+from saganet.models.bigvgan import BIGVGAN_V1_16K, BigVGANConfig
 from saganet.models.dit import MMDiT, load_dit_state_dict
 from saganet.models.generator import AudioGenerator
 from saganet.models.motionformer import MotionFormerConfig, Synchformer
@@ -30,77 +33,137 @@ from saganet.models.sync_encoder import (
     load_mmaudio_synchformer,
     load_saganet_synchformer,
 )
+from saganet.models.vae import VAE_PRESETS, VAEConfig
 from saganet.pretrained import clip_from_checkpoint
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-def _clip_encoder(variant: str) -> clip_models.ClipEncoder:
-    folder = weights.resolve_hub("clip", needed_by=variant)
-    return clip_from_checkpoint(folder)
+@dataclass(frozen=True)
+class Architecture:
+    """Module configurations of a released variant: the files hold only tensors, the shapes come from here."""
+
+    dit: DiTConfig
+    seq: SequenceConfig
+    sync: MotionFormerConfig
+    vae: VAEConfig
+    vocoder_v1: BigVGANConfig = BIGVGAN_V1_16K  # 16k codec only; BigVGAN v2 reads its folder's config.json
+    clip_size: int = 384
+    sync_size: int = 224
 
 
-def _codec(mode: str, variant: str) -> MelVAECodec:
+def architecture(spec: registry.VariantSpec) -> Architecture:
+    """The released architecture of `spec` (CLIP's comes from its folder's open_clip_config.json).
+
+    The one hook for tests: replacing this function loads tiny files of the released layout through
+    exactly the code path of the real variant.
+    """
+    return Architecture(dit_config(spec.dit), sequence_config_for(spec.dit), MotionFormerConfig.full(),
+                        VAE_PRESETS[spec.codec])
+
+
+class _Sources:
+    """Resolves a variant's models (user-given folders, caches, download) with messages naming the variant."""
+
+    def __init__(self, variant: str, model_dirs: Mapping[str, str] | None) -> None:
+        self.variant, self.model_dirs = variant, model_dirs
+
+    def file(self, name: str) -> Path:
+        return weights.resolve(name, needed_by=self.variant, model_dirs=self.model_dirs)
+
+    def hub(self, key: str) -> Path:
+        return weights.resolve_hub(key, needed_by=self.variant, model_dirs=self.model_dirs)
+
+
+def _codec(mode: str, arch: Architecture, src: _Sources) -> MelVAECodec:
     if mode == "16k":
-        return MelVAECodec.from_files("16k", weights.resolve("v1-16.pth", needed_by=variant),
-                                      weights.resolve("best_netG.pt", needed_by=variant), need_encoder=False)
-    return MelVAECodec.from_files("44k", weights.resolve("v1-44.pth", needed_by=variant),
-                                  weights.resolve_hub("bigvgan_v2", needed_by=variant), need_encoder=False)
+        return MelVAECodec.from_files("16k", src.file("v1-16.pth"), src.file("best_netG.pt"), need_encoder=False,
+                                      vae_config=arch.vae, vocoder_v1_config=arch.vocoder_v1)
+    return MelVAECodec.from_files("44k", src.file("v1-44.pth"), src.hub("bigvgan_v2"), need_encoder=False,
+                                  vae_config=arch.vae)
 
 
-def _load_cached(name: str, variant: str, load: Callable[[dict], T]) -> T:
-    """Read the cached registry file `name` and hand it to `load`; a failure names the file and the fix."""
-    path = weights.resolve(name, needed_by=variant)
+def _read(path: Path) -> dict:
     try:
-        try:
-            state = read_checkpoint(path)
-        except CheckpointError as e:  # torch's unpickling message is long and suggests weights_only=False
-            log.debug("%s", e)
-            raise CheckpointError("not a readable PyTorch checkpoint") from e
-        return load(state)
+        return read_checkpoint(path)
+    except CheckpointError as e:  # torch's unpickling message is long and suggests weights_only=False
+        log.debug("%s", e)
+        raise CheckpointError("not a readable PyTorch checkpoint") from e
+
+
+def _load_released(name: str, src: _Sources, load: Callable[[dict], T]) -> T:
+    """Read the registry file `name` and hand it to `load`; a failure names the file and the fix."""
+    path = src.file(name)
+    try:
+        return load(_read(path))
     except CheckpointError as e:
         # Hash only on failure (the files are GBs): a file that fails its MD5 is corrupt or not the release.
-        fix = (f"it fails its MD5 check (corrupt, tampered or another file): delete it and run "
-               f"`saganet weights download {variant}`") if not weights.verify(path) else (
-               "it passes its MD5 check, so this is a bug in saganet: please report it")
+        md5 = weights.REGISTRY[name].md5
+        ok = md5 is None or weights.md5sum(path) == md5
+        fix = ("it passes its MD5 check, so this is a bug in saganet: please report it" if ok else
+               f"it fails its MD5 check (corrupt, tampered or another file): delete it and run "
+               f"`saganet weights download {src.variant}`, or give fine-tuned weights with --weights FILE")
         raise CheckpointError(f"cannot use {name} from {path.parent} ({str(e).splitlines()[0]}); {fix}") from e
 
 
-def build_released(variant: str) -> AudioGenerator:
-    """The released SAGANet / MMAudio model from the weights cache (downloading unless offline)."""
+def _load_custom(path: Path, spec: registry.VariantSpec, load: Callable[[dict], T]) -> T:
+    """`--weights FILE`: fine-tuned weights in the released layout; no MD5 (they are not a release)."""
+    if not path.is_file():
+        raise InputError(f"--weights {path}: no such file")
+    log.info("%s: using the weights in %s in place of %s (custom weights: no MD5 check)", spec.name, path,
+             spec.checkpoint)
+    layout = "{\"network\", \"synchformer\", \"lora\"}" if spec.segaware else "a DiT state dict"
+    try:
+        return load(_read(path))
+    except CheckpointError as e:
+        raise CheckpointError(f"--weights {path} does not fit {spec.name} ({str(e).splitlines()[0]}); it must hold "
+                              f"{layout} for this variant, as the reference trainer writes") from e
+
+
+def build_released(variant: str, weights_file: str | os.PathLike | None = None,
+                   model_dirs: Mapping[str, str] | None = None) -> AudioGenerator:
+    """The released SAGANet / MMAudio model. `weights_file` replaces the variant's own checkpoint (fine-tuned
+    weights); `model_dirs` gives local folders/files per model key (see `saganet.weights`)."""
     spec = registry.get_variant(variant)
-    v = spec.name
+    arch = architecture(spec)
+    src = _Sources(spec.name, model_dirs)
+
+    def load(ckpt_name: str, fn: Callable[[dict], T]) -> T:
+        if weights_file is not None and ckpt_name == spec.checkpoint:
+            return _load_custom(Path(weights_file), spec, fn)
+        return _load_released(ckpt_name, src, fn)
+
     if spec.segaware:
         def load_saganet(ckpt: dict) -> tuple[MMDiT, SynchformerWithContext]:
-            if "network" not in ckpt or "synchformer" not in ckpt:
-                raise CheckpointError("no 'network'/'synchformer' entries: not a SAGANet checkpoint")
-            dit = MMDiT(dit_config(spec.dit))
+            missing = [k for k in ("network", "synchformer") if not isinstance(ckpt.get(k), Mapping)]
+            if missing:
+                raise CheckpointError(f"no {' or '.join(repr(k) for k in missing)} entry (top-level keys "
+                                      f"{sorted(map(str, ckpt))[:5]}): not a SAGANet checkpoint")
+            dit = MMDiT(arch.dit)
             # released LoRA weights are already merged (RN-7)
             load_dit_state_dict(dit, ckpt, lora_merged=True)
-            enc = SynchformerWithContext(MotionFormerConfig.full())
+            enc = SynchformerWithContext(arch.sync)
             load_saganet_synchformer(enc, ckpt["synchformer"])
             return dit, enc
 
-        dit, enc = _load_cached(spec.checkpoint, v, load_saganet)
+        dit, enc = load(spec.checkpoint, load_saganet)
         sync: SegAwareSyncEncoder | SyncEncoder = SegAwareSyncEncoder(enc)
     else:
-        dit = MMDiT(dit_config(spec.dit))
-        _load_cached(spec.checkpoint, v, lambda sd: load_dit_state_dict(dit, sd))
-        plain = Synchformer(MotionFormerConfig.full())
-        _load_cached("synchformer_state_dict.pth", v, lambda sd: load_mmaudio_synchformer(plain, sd))
+        dit = MMDiT(arch.dit)
+        load(spec.checkpoint, lambda sd: load_dit_state_dict(dit, sd))
+        plain = Synchformer(arch.sync)
+        load("synchformer_state_dict.pth", lambda sd: load_mmaudio_synchformer(plain, sd))
         sync = SyncEncoder(plain)
-    seq = sequence_config_for(spec.dit)
-    clip = _clip_encoder(v)
-    return AudioGenerator(dit.eval(), sync.eval(), clip, clip, _codec(spec.codec, v).eval(), seq, clip_size=384,
-                          sync_size=224, focal_mode=spec.focal_mode)
+    clip = clip_from_checkpoint(src.hub("clip"))
+    return AudioGenerator(dit.eval(), sync.eval(), clip, clip, _codec(spec.codec, arch, src).eval(), arch.seq,
+                          clip_size=arch.clip_size, sync_size=arch.sync_size, focal_mode=spec.focal_mode)
 
 
 def toy_checkpoint_path(name: str) -> Path:
     return Path(str(resources.files("saganet") / "assets" / "toy" / f"{name}.safetensors"))
 
 
-def build_toy(variant: str = "toy") -> AudioGenerator:
-    """The tiny model trained on the synthetic world, shipped inside the package."""
+def _toy_config(variant: str):
     from saganet.models.toy import ToyModelConfig
 
     path = toy_checkpoint_path(registry.get_variant(variant).toy_asset)
@@ -108,7 +171,13 @@ def build_toy(variant: str = "toy") -> AudioGenerator:
     if not path.is_file() or not meta_file.is_file():
         raise CheckpointError(f"shipped toy checkpoint {path.name} is missing from the installation: "
                               "reinstall saganet, or train one with `saganet toyworld train`")
-    return load_toy_file(path, ToyModelConfig.from_dict(json.loads(meta_file.read_text())["model"]))
+    return ToyModelConfig.from_dict(json.loads(meta_file.read_text())["model"])
+
+
+def build_toy(variant: str = "toy") -> AudioGenerator:
+    """The tiny model trained on the synthetic world, shipped inside the package."""
+    cfg = _toy_config(variant)
+    return load_toy_file(toy_checkpoint_path(registry.get_variant(variant).toy_asset), cfg)
 
 
 def load_toy_file(path: str | Path, cfg) -> AudioGenerator:
@@ -159,10 +228,20 @@ def build_tiny(segaware: bool = True, seed: int = 0, duration: float = 2.0) -> A
     return AudioGenerator(dit, sync, clip, clip, codec, seq, clip_size=32, sync_size=enc_cfg.img_size).eval()
 
 
-def build_variant(variant: str) -> AudioGenerator:
+def build_variant(variant: str, weights_file: str | os.PathLike | None = None,
+                  model_dirs: Mapping[str, str] | None = None) -> AudioGenerator:
+    """Any registry variant. `weights_file`: fine-tuned weights in place of the variant's own (released:
+    the reference layout; toy: a toy-model file of the shipped config; tiny: a full state dict)."""
     spec = registry.get_variant(variant)
+    if spec.source == "released":
+        return build_released(spec.name, weights_file, model_dirs)
+    if model_dirs:
+        log.warning("variant %s reads no downloaded models: --model-dir is ignored", spec.name)
     if spec.source == "toy":
-        return build_toy(spec.name)
-    if spec.source == "tiny":
-        return build_tiny()
-    return build_released(spec.name)
+        if weights_file is None:
+            return build_toy(spec.name)
+        return load_toy_file(weights_file, _toy_config(spec.name))
+    model = build_tiny()
+    if weights_file is not None:
+        load_strict(model, read_checkpoint(weights_file), what="tiny model")
+    return model

@@ -151,17 +151,20 @@ class MelVAECodec(nn.Module, AudioCodec):
         vae_path: str | os.PathLike,
         vocoder: str | os.PathLike | None = None,
         need_encoder: bool = True,
+        vae_config: VAEConfig | None = None,
+        vocoder_v1_config: BigVGANConfig = BIGVGAN_V1_16K,
     ) -> MelVAECodec:
         """Released weights. 16k: `vae_path`=v1-16.pth, `vocoder`=best_netG.pt (required).
         44k: `vae_path`=v1-44.pth, `vocoder`=hub id (default nvidia/bigvgan_v2_44khz_128band_512x) or a
-        folder with `config.json` + `bigvgan_generator.pt`."""
+        folder with `config.json` + `bigvgan_generator.pt`. `vae_config` / `vocoder_v1_config` default to
+        the released architectures (the files hold only tensors; tests pass tiny ones)."""
         if mode not in ("16k", "44k"):
             raise ValueError(f"codec mode must be '16k' or '44k', got {mode!r}")
         if mode == "16k" and vocoder is None:
             raise CheckpointError("the 16k codec needs the BigVGAN v1 checkpoint best_netG.pt (vocoder=...)")
-        vae = load_vae(vae_path, VAE_PRESETS[mode], need_encoder=need_encoder)
+        vae = load_vae(vae_path, vae_config or VAE_PRESETS[mode], need_encoder=need_encoder)
         if mode == "16k":
-            voc = load_bigvgan_v1(vocoder)
+            voc = load_bigvgan_v1(vocoder, vocoder_v1_config)
         else:
             voc = load_bigvgan_v2(vocoder or BIGVGAN_V2_HUB_ID)
         return cls(MelConverter.from_preset(mode), vae, voc)
@@ -209,19 +212,18 @@ def load_bigvgan_v2(source: str | os.PathLike = BIGVGAN_V2_HUB_ID) -> BigVGAN:
         cfg_file, ckpt_file = folder / "config.json", folder / "bigvgan_generator.pt"
         if not cfg_file.is_file():
             raise CheckpointError(f"{folder} has no config.json (expected a BigVGAN v2 folder)")
-    else:
-        from huggingface_hub import hf_hub_download
+    else:  # a hub id: through saganet.weights (user-given folders, the HF cache, download unless offline)
+        from saganet import weights
 
+        hub = weights.HUB_MODELS["bigvgan_v2"]
+        if str(source) != hub.repo_id:
+            hub = weights.HubModel(f"bigvgan:{source}", str(source), hub.files)
         try:
-            cfg_file = Path(hf_hub_download(str(source), "config.json"))
-            ckpt_file = Path(hf_hub_download(str(source), "bigvgan_generator.pt"))
-        except Exception as e:  # offline without cache, unknown repo, network error
-            offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("", "0", "false", "False")
-            hint = " with HF_HUB_OFFLINE set and nothing in the local cache" if offline else ""
-            raise CheckpointError(
-                f"cannot get BigVGAN v2 '{source}' from the HF hub{hint} ({type(e).__name__}); "
-                "pass a local folder with config.json and bigvgan_generator.pt"
-            ) from e
+            folder = weights.resolve_hub(hub)
+        except CheckpointError as e:
+            raise CheckpointError(f"cannot get BigVGAN v2 '{source}' from the HF hub ({e}); "
+                                  "pass a local folder with config.json and bigvgan_generator.pt") from e
+        cfg_file, ckpt_file = folder / "config.json", folder / "bigvgan_generator.pt"
     try:
         cfg = BigVGANConfig.from_dict(json.loads(cfg_file.read_text()))
     except (ValueError, TypeError) as e:

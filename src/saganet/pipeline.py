@@ -100,13 +100,13 @@ class SAGANetPipeline:
     def from_variant(cls, variant: str, device: str = "cpu", dtype: torch.dtype = torch.float32,
                      weights: str | None = None, model_dirs: dict[str, str] | None = None) -> SAGANetPipeline:
         """Build a registry variant. `weights`: a fine-tuned checkpoint in place of the variant's own file;
-        `model_dirs`: plain local folders for hub models (`{"clip": PATH, "bigvgan_v2": PATH}`)."""
+        `model_dirs`: plain local folders (or files) per model key (`{"clip": PATH, "bigvgan_v2": PATH,
+        "saganet.pth": PATH, "all": FOLDER}`; see `saganet.weights`)."""
         from saganet.builders import build_variant
         from saganet.registry import canonical
 
-        if weights is not None or model_dirs:
-            raise InputError("--weights / --model-dir are not supported yet")  # issue 18 builds them
-        return cls(build_variant(variant), canonical(variant), device, dtype)
+        name = canonical(variant)
+        return cls(build_variant(name, weights_file=weights, model_dirs=model_dirs), name, device, dtype)
 
     # -- inputs -------------------------------------------------------------------------------
     def load_video(self, path, start: float = 0.0, duration: float | None = None, geometry: str = "squash",

@@ -15,6 +15,8 @@ variant takes masks) is derived from `VARIANTS`. Building a model from a spec li
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -133,10 +135,37 @@ def variant_for_file(name: str) -> str | None:
     return None
 
 
-def download_variant(variant: str, training: bool = False, quiet: bool = False, hub: bool = True) -> list[Path]:
-    """Fetch (or verify) every file `variant` needs, plus its hub models; returns the registry file paths."""
-    paths = [weights.download(name, quiet=quiet) for name in variant_files(variant, training)]
-    if hub:
-        for m in variant_hub_models(variant):
-            weights.resolve_hub(m, offline=False, needed_by=get_variant(variant).name)
-    return paths
+def variant_models(variant: str, training: bool = False) -> list[str]:
+    """Every model `variant` reads, by key: its registry files, then its hub models."""
+    return [*variant_files(variant, training), *variant_hub_models(variant)]
+
+
+def variant_sources(variant: str, training: bool = False,
+                    model_dirs: Mapping[str, str | os.PathLike] | None = None) -> list[weights.ModelSource]:
+    """Where each model of `variant` is (or would be) read from, without network access."""
+    return [weights.model_source(k, model_dirs) for k in variant_models(variant, training)]
+
+
+def download_variant(variant: str, training: bool = False, quiet: bool = False, hub: bool = True,
+                     model_dirs: Mapping[str, str | os.PathLike] | None = None,
+                     on_start: Callable[[weights.ModelSource], None] | None = None) -> list[Path]:
+    """Fetch what `variant` needs for generation (with `training`, also its start points); returns paths.
+
+    Registry files in the cache are verified (MD5) and fetched again if bad; user-given local copies are
+    used as they are; hub models already in the Hugging Face cache are not fetched again. `on_start` is
+    called before each model is fetched or verified (the CLI prints a line).
+    """
+    v = get_variant(variant).name
+    keys = variant_files(v, training) + (variant_hub_models(v) if hub else [])
+    out = []
+    for key in keys:
+        src = weights.model_source(key, model_dirs)
+        if on_start is not None:
+            on_start(src)
+        if src.local:
+            out.append(weights.resolve_model(key, needed_by=v, model_dirs=model_dirs))
+        elif src.kind == "file":
+            out.append(weights.download(key, quiet=quiet))
+        else:
+            out.append(weights.resolve_hub(key, offline=False, needed_by=v, model_dirs=model_dirs, quiet=quiet))
+    return out

@@ -135,59 +135,6 @@ def cmd_generate(args) -> int:
     return 0
 
 
-# ------------------------------------------------------------------------------------------------ weights
-def _add_weights(sub) -> None:
-    p = sub.add_parser("weights", help="list, download or verify released weights")
-    wsub = p.add_subparsers(dest="weights_command", required=True)
-    wsub.add_parser("list", help="registry of released files and the cache folder").set_defaults(func=cmd_weights_list)
-    d = wsub.add_parser("download", help="fetch (resumably) and verify every file a variant needs")
-    d.add_argument("variant")
-    d.add_argument("--training", action="store_true", help="also the files needed for training")
-    d.add_argument("-q", "--quiet", action="store_true")
-    d.set_defaults(func=cmd_weights_download)
-    v = wsub.add_parser("verify", help="check MD5 of a file (or every cached file)")
-    v.add_argument("path", nargs="?")
-    v.set_defaults(func=cmd_weights_verify)
-
-
-def cmd_weights_list(args) -> int:
-    from saganet import weights
-
-    print(f"cache: {weights.cache_dir()}")
-    for name, e in weights.REGISTRY.items():
-        have = "present" if (weights.cache_dir() / name).is_file() else "missing"
-        size = f"{e.size / 1e6:9.0f} MB" if e.size else "  size n/a"
-        print(f"{name:32s} {size}  md5 {e.md5 or '-':32s}  {have}")
-    for key, hub in weights.HUB_MODELS.items():
-        print(f"{key:32s} hub {hub.repo_id}")
-    from saganet.registry import variant_names
-
-    print("variants: " + ", ".join(variant_names()))
-    return 0
-
-
-def cmd_weights_download(args) -> int:
-    from saganet.registry import download_variant
-
-    for p in download_variant(args.variant, training=args.training, quiet=args.quiet):
-        print(p)
-    return 0
-
-
-def cmd_weights_verify(args) -> int:
-    from saganet import weights
-
-    targets = [args.path] if args.path else [str(p) for p in sorted(weights.cache_dir().glob("*")) if p.is_file()]
-    bad = 0
-    for t in targets:
-        ok = weights.verify(t)
-        bad += not ok
-        print(f"{'ok ' if ok else 'BAD'} {t}")
-    if not targets:
-        print(f"no files in {weights.cache_dir()}")
-    return 1 if bad else 0
-
-
 # ------------------------------------------------------------------------------------------------ demo / toyworld
 def _add_demo(sub) -> None:
     p = sub.add_parser("demo", help="render a toy multi-object scene and generate each object's sound")
@@ -298,7 +245,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = p.add_subparsers(dest="command")
     _add_generate(sub)
-    _add_weights(sub)
     _add_demo(sub)
     _add_toyworld(sub)
     _add_ui(sub)
