@@ -251,3 +251,18 @@ def test_cli_bad_input_writes_nothing(tmp_path, extra, what):
     with pytest.raises(InputError, match=what):
         _cli(argv + extra)
     assert not (tmp_path / "out").exists()
+
+
+def test_output_folder_that_is_a_file_and_decoded_video_without_frames(tmp_path):
+    from saganet.segment import check_outputs
+
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(InputError, match="is a file"):
+        check_outputs(tmp_path / "f", ["a"])
+    sc, _ = scene(0)
+    path = tmp_path / "toy.mp4"
+    write_video(path, sc.video, CFG.fps)
+    with pytest.raises(InputError, match="keep_original=True"):
+        segment_video(decode_video(path, quiet=True), [("point", "1,1")], "color")
+    with pytest.raises(InputError, match="frame rate"):
+        segment_video(sc.video, [("point", "1,1")], "color")  # an array needs fps
