@@ -1,4 +1,5 @@
-"""Training recipe for the toy world: precomputed features of solo clips, then `saganet.train.Trainer`.
+"""Training recipe for the toy world: precomputed features of solo clips, then the one trainer
+(`saganet.train`, config `train/configs/toyworld.toml`; `toy_datasets` is its data component).
 
 Frames are converted exactly as the pipeline converts decoded video (timestamp resampling to the
 CLIP rate, bicubic squash to the model sizes, masks area-resized and re-binarised at 0.5), so the
@@ -16,15 +17,17 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from safetensors.torch import save_file
+from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from saganet.io.atomic import atomic_path, atomic_write_text
 from saganet.io.video import pick_frames
 from saganet.models.generator import AudioGenerator
-from saganet.models.toy import ToyModelConfig, build_toy_model
+from saganet.models.toy import ToyModelConfig
 from saganet.toyworld.dataset import ToyArrays, generate_arrays
 from saganet.toyworld.world import WorldConfig
-from saganet.train import TrainConfig, Trainer
+from saganet.train.config import TrainConfig, load_config
+from saganet.train.recipe import TrainingRecipe, toy_model_config
 
 log = logging.getLogger(__name__)
 
@@ -125,34 +128,60 @@ def save_toy_checkpoint(model: AudioGenerator, cfg: ToyModelConfig, path: str | 
     atomic_write_text(path.with_suffix(".json"), json.dumps({"model": cfg.to_dict(), **meta}, indent=1))
 
 
+class ToyDataset(Dataset):
+    """Items (dicts of tensors, frames as float) of precomputed `ToyFeatures` for the trainer's DataLoader."""
+
+    def __init__(self, feats: ToyFeatures) -> None:
+        self.feats = feats
+
+    def __len__(self) -> int:
+        return len(self.feats)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        return {k: v[0] for k, v in self.feats.batch(torch.tensor([i])).items()}
+
+
+def toy_datasets(cfg: TrainConfig, model: AudioGenerator) -> tuple[ToyDataset, ToyDataset]:
+    """The trainer's data component for the toy world (`data = "saganet.toyworld.training:toy_datasets"`):
+    solo clips made from `cfg.seed`, encoded with `model`'s fixed parts. A model trained from scratch
+    (`init = "random"`) takes its latent statistics from the training clips."""
+    world = WorldConfig(duration=cfg.toy_duration, frame_size=cfg.toy_frame_size)
+    train = compute_features(model, generate_arrays(cfg.toy_n_train, seed=1000 + cfg.seed, kind="solo", cfg=world))
+    val = compute_features(model, generate_arrays(cfg.toy_n_val, seed=2000 + cfg.seed, kind="solo", cfg=world))
+    if cfg.init == "random":
+        set_latent_stats(model, train.latent)
+    return ToyDataset(train), ToyDataset(val)
+
+
 def train_toy_model(out_dir: str | Path, segaware: bool, n_train: int = 1200, n_val: int = 64, steps: int = 3000,
                     batch_size: int = 16, lr: float = 5e-4, max_minutes: float | None = None, seed: int = 0,
                     world: WorldConfig | None = None, quiet: bool = False, command: str = "",
-                    use_clip_frames: bool = False) -> tuple[AudioGenerator, list[dict]]:
-    """Train SAGANet-tiny (`segaware=True`) or the mask-free baseline on solo clips from scratch."""
-    torch.manual_seed(seed)
+                    use_clip_frames: bool = False, overrides: list[str] | None = None
+                    ) -> tuple[AudioGenerator, list[dict]]:
+    """Train SAGANet-tiny (`segaware=True`) or the mask-free baseline on solo clips from scratch, with the
+    shipped `toyworld` config and the one trainer (`saganet.train`); writes the shippable safetensors."""
     world = world or WorldConfig()
-    cfg = ToyModelConfig(segaware=segaware, duration=world.duration, sample_rate=world.sample_rate,
-                         use_clip_frames=use_clip_frames)
-    model = build_toy_model(cfg)
-    train = compute_features(model, generate_arrays(n_train, seed=1000 + seed, kind="solo", cfg=world),
-                             progress=not quiet)
-    val = compute_features(model, generate_arrays(n_val, seed=2000 + seed, kind="solo", cfg=world))
-    set_latent_stats(model, train.latent)
-
-    def sample_batch(bs: int, g: torch.Generator) -> dict[str, torch.Tensor]:
-        return train.batch(torch.randint(len(train), (bs,), generator=g))
-
-    val_batches = [val.batch(torch.arange(i, min(i + batch_size, len(val)))) for i in range(0, len(val), batch_size)]
-    tcfg = TrainConfig(out_dir=str(out_dir), steps=steps, batch_size=batch_size, lr=lr, warmup_steps=100,
-                       lr_milestones=[int(steps * 0.8)], dit_mode="full", encoder_mode="all", val_every=250,
-                       ckpt_every=250, log_every=50, seed=seed, max_minutes=max_minutes)
-    trainer = Trainer(model, sample_batch, tcfg, val_batches)
-    history = trainer.fit(quiet=quiet)
-    meta = {"command": command, "segaware": segaware, "steps_done": trainer.step, "history": history, "train_config": tcfg.to_dict(),
-            "n_train": n_train, "seed": seed, "world": world.to_dict()}
-    save_toy_checkpoint(model, cfg, Path(out_dir) / ("saganet_tiny.safetensors" if segaware else
-                                                     "baseline_tiny.safetensors"), meta)
+    warmup = 100
+    cfg = load_config("toyworld", overrides, out_dir=str(out_dir), model="toy" if segaware else "toy_baseline",
+                      toy_n_train=n_train, toy_n_val=n_val, steps=steps, batch_size=batch_size, lr=lr,
+                      max_minutes=max_minutes, seed=seed, toy_duration=world.duration,
+                      toy_frame_size=world.frame_size, toy_use_clip_frames=use_clip_frames,
+                      warmup_steps=warmup, lr_milestones=[max(0, int(steps * 0.8) - warmup)])
+    recipe = TrainingRecipe(cfg)
+    trainer = recipe.setup()
+    try:
+        history = trainer.fit(quiet=quiet)
+    finally:
+        trainer.close()
+    model = recipe.model.eval()
+    meta = {"command": command, "segaware": segaware, "steps_done": trainer.step, "history": history,
+            "train_config": cfg.to_dict(), "n_train": n_train, "seed": seed, "world": world.to_dict()}
+    path = Path(out_dir) / ("saganet_tiny.safetensors" if segaware else "baseline_tiny.safetensors")
+    if trainer.ema is not None:
+        with trainer.ema.swapped_in(trainer.named):
+            save_toy_checkpoint(model, toy_model_config(cfg), path, meta)
+    else:
+        save_toy_checkpoint(model, toy_model_config(cfg), path, meta)
     return model, history
 
 
