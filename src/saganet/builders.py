@@ -9,7 +9,7 @@ import json
 import logging
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import TypeVar
@@ -47,7 +47,7 @@ class Architecture:
     seq: SequenceConfig
     sync: MotionFormerConfig
     vae: VAEConfig
-    vocoder_v1: BigVGANConfig = BIGVGAN_V1_16K  # 16k codec only; BigVGAN v2 reads its folder's config.json
+    vocoder_v1: BigVGANConfig = field(default_factory=lambda: BIGVGAN_V1_16K)  # 16k only (v2: its config.json)
     clip_size: int = 384
     sync_size: int = 224
 
