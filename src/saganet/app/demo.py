@@ -1,8 +1,10 @@
-"""`saganet demo`: a multi-object toy scene in, one generated stem per object out, with metrics.
+"""`saganet demo`: a multi-object toy scene in, one click per object, one generated stem per object out.
 
-It renders a test scene of the synthetic world, writes it as files a user would have (an mp4 with
-the mixture audio and one mask video per object), runs the real pipeline on those files with the
-shipped SAGANet-tiny, writes stems, mix and an mp4 with the masks outlined, and scores each stem
+It renders a test scene of the synthetic world and writes it as a user would have it (an mp4 with the
+mixture audio). Then it does what a user of `saganet generate --point` does: one click on each object at
+t = 0, the colour segmenter propagates each click into a mask over the whole clip (written as mask files,
+scored against the world's true masks), and the real pipeline runs on the video and those masks with the
+shipped SAGANet-tiny. It writes stems, mix and an mp4 with the masks outlined, and scores each stem
 against the object's true sound.
 """
 
@@ -11,10 +13,13 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import numpy as np
+
+from saganet.app.commands.segment import toy_palette
 from saganet.app.outputs import check_output_dir, output_paths, write_outputs
 from saganet.io.audio import write_audio
 from saganet.io.masks import MaskSpec, load_masks
-from saganet.io.writers import write_mask_video, write_video
+from saganet.io.writers import write_video
 from saganet.pipeline import GenerationOptions, SAGANetPipeline
 from saganet.toyworld.dataset import SPLITS, make_scene
 from saganet.toyworld.metrics import build_class_templates, classify, evaluate_target
@@ -34,11 +39,17 @@ def run_demo(out_dir: str | Path, seed: int = 0, overwrite: bool = False, quiet:
     check_output_dir(out, planned, [], overwrite)
     world = WorldConfig()
     write_video(video_path, scene.video, world.fps, audio=scene.mix, sample_rate=world.sample_rate)
-    specs = []
     for k, name in enumerate(names):
-        write_mask_video(inputs / f"mask_{name}.mp4", scene.masks[k], world.fps)
         write_audio(inputs / f"true_{name}.wav", scene.stems[k], world.sample_rate)
-        specs.append(MaskSpec(inputs / f"mask_{name}.mp4", name=name))
+    # one click per object, propagated into masks by the colour segmenter (no download)
+    from saganet.segment import segment_video, write_segmentation
+
+    clicks = click_points(scene.masks[:, 0])
+    prompts = [pair for name, (x, y) in zip(names, clicks) for pair in (("object", name), ("point", f"{x},{y}"))]
+    seg = segment_video(video_path, prompts, "color", palette=toy_palette())
+    seg_paths = write_segmentation(seg, inputs / "masks", overwrite=overwrite)
+    specs = [MaskSpec(seg_paths[f"{name}:rle"], name=name) for name in names]
+    ious = [mask_iou(o.masks, scene.masks[k]) for k, o in enumerate(seg.objects)]
 
     pipe = SAGANetPipeline.from_variant(variant)
     video = pipe.load_video(video_path, quiet=quiet)
@@ -50,7 +61,10 @@ def run_demo(out_dir: str | Path, seed: int = 0, overwrite: bool = False, quiet:
 
     templates = build_class_templates()
     lines = [f"scene: {len(names)} objects ({', '.join(scene.classes)}), {world.duration:.2f} s, "
-             f"variant {pipe.variant}", "",
+             f"variant {pipe.variant}",
+             "clicks at t=0: " + ", ".join(f"{n} ({x}, {y})" for n, (x, y) in zip(names, clicks)),
+             "masks from the clicks (colour segmenter), IoU with the true masks: "
+             + ", ".join(f"{n} {v:.2f}" for n, v in zip(names, ious)), "",
              "| object | generated class | onset F1 (target) ↑ | onset F1 (other objects) ↓ | log-mel dist ↓ |",
              "|---|---|---|---|---|"]
     L = scene.stems.shape[1]
@@ -62,3 +76,22 @@ def run_demo(out_dir: str | Path, seed: int = 0, overwrite: bool = False, quiet:
                      f"{r['logmel_dist']:.2f} |")
     lines += ["", "wrote:"] + [f"  {p}" for p in paths.values()]
     return "\n".join(lines)
+
+
+def click_points(masks: np.ndarray) -> list[tuple[int, int]]:
+    """One click per object: `masks (K, H, W)` bool -> the (x, y) of each mask's pixel nearest its centroid."""
+    out = []
+    for m in masks:
+        ys, xs = np.nonzero(m)
+        if not len(xs):
+            raise ValueError("an object is not visible in the first frame")
+        i = int(np.argmin((xs - xs.mean()) ** 2 + (ys - ys.mean()) ** 2))
+        out.append((int(xs[i]), int(ys[i])))
+    return out
+
+
+def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
+    """IoU of two boolean mask stacks of the same shape (over all frames)."""
+    a, b = np.asarray(a, bool), np.asarray(b, bool)
+    union = np.logical_or(a, b).sum()
+    return float(np.logical_and(a, b).sum() / union) if union else 1.0
