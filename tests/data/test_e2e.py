@@ -48,8 +48,8 @@ def test_focal_files_and_index(built):
     model = load_model("tiny")
     shapes = index["train"]["shapes"]
     assert shapes["latent_mean"] == [model.seq.latent_seq_len, model.codec.latent_dim]
-    assert shapes["clip_f"][0] == model.seq.clip_seq_len and shapes["text_f"][0] == model.dit.text_seq_len \
-        if hasattr(model.dit, "text_seq_len") else True
+    assert shapes["clip_f"][0] == model.seq.clip_seq_len
+    assert shapes["text_f"] == list(model.encode_text(["x"]).shape[1:])
 
 
 def test_extract_resumes_without_recomputing(built, tmp_path):
