@@ -78,3 +78,19 @@ def test_from_pretrained_offline_is_one_line_error(monkeypatch):
     with pytest.raises(CheckpointError, match="cannot load CLIP") as e:
         from_pretrained("hf-hub:someone/not-cached-clip")
     assert "\n" not in str(e.value)
+
+
+def test_from_checkpoint_dfn5b_folder_layout(tmp_path):
+    """The released hub folder: open_clip_config.json ({"model_cfg", "preprocess_cfg"}) + a pickled
+    open_clip_pytorch_model.bin, read with the released tokenizer (77 tokens)."""
+    cfg = dict(TINY_CFG)
+    torch.manual_seed(1)
+    src = from_config(cfg)
+    (tmp_path / "open_clip_config.json").write_text(json.dumps({"model_cfg": cfg, "preprocess_cfg": {}}))
+    torch.save(src.model.state_dict(), tmp_path / "open_clip_pytorch_model.bin")
+    enc = from_checkpoint(tmp_path)
+    assert enc.context_length == 77 and enc.tokenize(["a violin"]).shape == (1, 77)
+    assert torch.allclose(enc.encode_text(["a violin"]), src.encode_text(["a violin"]), atol=1e-6)
+    (tmp_path / "open_clip_pytorch_model.bin").unlink()
+    with pytest.raises(CheckpointError, match="no open_clip weights"):
+        from_checkpoint(tmp_path)

@@ -200,7 +200,24 @@ def test_registry_facts():
     assert all(re.fullmatch(r"[0-9a-f]{32}", f.md5) for f in reg.values() if f.md5)
     assert len(reg) == 12
     assert weights.HUB_MODELS["clip"].repo_id == "apple/DFN5B-CLIP-ViT-H-14-384"
+    assert weights.HUB_MODELS["clip"].files == ("open_clip_config.json", "open_clip_pytorch_model.bin")
     assert weights.HUB_MODELS["bigvgan_v2"].repo_id == "nvidia/bigvgan_v2_44khz_128band_512x"
+    assert weights.HUB_MODELS["bigvgan_v2"].files == ("config.json", "bigvgan_generator.pt")
+    # the segmenters' hub models go through the same mechanism
+    assert weights.HUB_MODELS["sam2.1-tiny"].repo_id == "facebook/sam2.1-hiera-tiny"
+    assert weights.HUB_MODELS["grounding-dino-tiny"].repo_id == "IDEA-Research/grounding-dino-tiny"
+    # layouts checked by `saganet weights import` (the reference's top-level keys)
+    assert reg["saganet.pth"].layout == ("network", "synchformer", "lora")
+    assert reg["best_netG.pt"].layout == ("generator",)
+    assert reg["synchformer_state_dict.pth"].layout == ("vfeat_extractor.*",)
+
+
+def test_sizes_are_the_parameter_counts():
+    """Approximate sizes = fp32 parameter counts of the reference manifests (DiT + SynchformerWithContext)."""
+    dit_lora, dit, enc = 157_753_208, 157_409_144, 207_890_712  # mmaudio_small_44k_sa(_no_lora), context encoder
+    assert abs(weights.REGISTRY["saganet.pth"].size - 4 * (dit_lora + 344_064 + enc)) < 2e6  # + the "lora" copy
+    assert abs(weights.REGISTRY["saganet_no_lora.pth"].size - 4 * (dit + enc)) < 2e6
+    assert abs(weights.HUB_MODELS["bigvgan_v2"].size - 4 * 122_187_145) < 2e6
 
 
 def test_variants():
@@ -217,6 +234,8 @@ def test_variants():
     assert "empty_string.pth" in registry.variant_files("saganet_small", training=True)
     assert registry.variant_files("toy") == [] and registry.variant_hub_models("toy") == []
     assert registry.variant_hub_models("large_44k_v2") == ["clip", "bigvgan_v2"]
+    assert registry.variant_models("saganet_small") == ["saganet.pth", "v1-44.pth", "clip", "bigvgan_v2"]
+    assert registry.variant_hub_models("small_16k") == ["clip"]  # 16k: BigVGAN v1 is best_netG.pt
     for v in registry.VARIANTS:
         assert all(f in weights.REGISTRY for f in registry.variant_files(v, training=True))
         assert all(h in weights.HUB_MODELS for h in registry.variant_hub_models(v))

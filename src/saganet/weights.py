@@ -137,6 +137,7 @@ MODEL_ALIASES: dict[str, str] = {"bigvgan": "bigvgan_v2", "sam2": "sam2.1-tiny",
 ALL_KEY = "all"  # one folder holding every released file and hub model
 ENV_PREFIX = "SAGANET_MODEL_DIR_"
 CONFIG_NAME = "models.toml"
+FILE_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt", ".safetensors")
 
 Origin = Literal["model-dir", "env", "config", "cache", "hf-cache", "download"]
 
@@ -229,8 +230,8 @@ def canonical_key(key: str, registry: Mapping[str, WeightFile] | None = None) ->
     k = MODEL_ALIASES.get(k.lower(), k)
     if k.lower() in HUB_MODELS or k.lower() == ALL_KEY:
         return k.lower()
-    if k in REGISTRY or (registry is not None and k in registry):
-        return k
+    if k in REGISTRY or (registry is not None and k in registry) or k.endswith(FILE_SUFFIXES):
+        return k  # a file of the registry or of a feature's own registry (e.g. the evaluation's checkpoints)
     raise InputError(f"unknown model '{key}': choose one of {', '.join(model_keys())} "
                      f"(aliases: {', '.join(MODEL_ALIASES)})")
 
@@ -385,6 +386,8 @@ def _hub_source(hub: HubModel, dirs: Mapping[str, LocalDir]) -> ModelSource:
 
 def _file_source(entry: WeightFile, dirs: Mapping[str, LocalDir]) -> ModelSource:
     given = dirs.get(entry.name)
+    if (given is None or given.origin == "config") and os.environ.get(env_var(entry.name)):  # env over config
+        given = LocalDir(Path(os.environ[env_var(entry.name)]).expanduser(), "env", env_var(entry.name))
     if given is None and ALL_KEY in dirs and (dirs[ALL_KEY].path / entry.name).is_file():
         given = dirs[ALL_KEY]
     if given is not None:

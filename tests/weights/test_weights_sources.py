@@ -122,3 +122,18 @@ def test_offline_messages_name_what_is_set(monkeypatch):
     msg = str(e.value)
     assert "SAGANET_OFFLINE set" in msg and "HF_HUB_OFFLINE" not in msg
     assert "saganet weights download small_44k" in msg and "--model-dir v1-44.pth=PATH" in msg
+
+
+def test_files_of_a_feature_registry_take_the_same_route(tmp_path, monkeypatch):
+    """The evaluation's checkpoints (its own registry) resolve through --model-dir / env / `all` as well."""
+    reg = {"Cnn14_16k_mAP=0.438.pth": weights.WeightFile("Cnn14_16k_mAP=0.438.pth", "http://127.0.0.1:9/x", None)}
+    f = tmp_path / "pann.pth"
+    f.write_bytes(b"p")
+    assert weights.resolve("Cnn14_16k_mAP=0.438.pth", registry=reg, model_dirs={"Cnn14_16k_mAP=0.438.pth": str(f)},
+                           offline=True) == f
+    (tmp_path / "Cnn14_16k_mAP=0.438.pth").write_bytes(b"q")
+    assert weights.resolve("Cnn14_16k_mAP=0.438.pth", registry=reg, model_dirs={"all": str(tmp_path)},
+                           offline=True) == tmp_path / "Cnn14_16k_mAP=0.438.pth"
+    monkeypatch.setenv(weights.env_var("Cnn14_16k_mAP=0.438.pth"), str(f))
+    assert weights.env_var("Cnn14_16k_mAP=0.438.pth") == "SAGANET_MODEL_DIR_CNN14_16K_MAP_0_438_PTH"
+    assert weights.resolve("Cnn14_16k_mAP=0.438.pth", registry=reg, offline=True) == f
