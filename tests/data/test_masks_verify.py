@@ -155,3 +155,39 @@ def test_read_audio_window_pads(sms_root):
     clip = sms_root / "reed/ytsol00_0_2000.mp4"
     a, sr = read_audio_window(clip, 1.5, 2.5)
     assert a.shape == (1, sr) and not a[:, int(0.6 * sr):].any()  # past the end: zeros
+
+
+@pytest.mark.slow
+def test_masks_with_tiny_sam2_plumbing(sms_root, tmp_path):
+    """The learned path end to end with tiny random SAM 2 + Grounding DINO (real classes, no download):
+    grounding on key frames -> box prompts -> propagation -> instance choice -> files. Random weights find
+    random boxes, so only the plumbing is checked."""
+    import sys
+    from pathlib import Path
+
+    pytest.importorskip("transformers")
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "segment"))
+    tiny = pytest.importorskip("segment_tiny_models")
+    from saganet.data.masks import make_masks
+    from saganet.segment.grounding import Grounder
+    from saganet.segment.sam2 import Sam2Segmenter
+
+    root = tmp_path / "sms"
+    shutil.copytree(sms_root, root)
+    from transformers import GroundingDinoImageProcessor, GroundingDinoProcessor
+
+    gd_model, gd_proc = tiny.tiny_grounding_dino(tmp_path)
+    # square 64 px frames would shrink to 1x1 maps in the tiny Swin's last level (GroupNorm needs more)
+    gd_proc = GroundingDinoProcessor(GroundingDinoImageProcessor(size={"shortest_edge": 96, "longest_edge": 128}),
+                                     gd_proc.tokenizer)
+    model, proc = tiny.tiny_sam2()
+    seg = Sam2Segmenter(model, proc, name="sam2-tiny-random", grounder=Grounder(gd_model, gd_proc))
+    cid = "drum/ytsol01_0_2000"
+    res = make_masks(root, seg, strategy=MaskStrategy(key_frames=2, min_score=0.0, max_candidates=2),
+                     overwrite=True, only=[cid], quiet=True)
+    assert res == {cid: "done"}
+    mp4, js = mask_paths(root, cid)
+    meta = read_mask_meta(js)
+    assert meta["segmenter"] == "sam2-tiny-random" and meta["candidates"] and 0 <= meta["grounding_score"] <= 1
+    frames = read_mask(MaskSpec(js), max_side=None).frames
+    assert frames.shape == (50, 64, 64) and np.array_equal(frames, read_mask(MaskSpec(mp4), max_side=None).frames)

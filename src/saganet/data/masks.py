@@ -111,7 +111,7 @@ def find_instances(frames, label: str, segmenter, strategy: MaskStrategy) -> lis
                 continue
             raise
         for tr in res.objects:
-            score = float(tr.info.get("score", float(np.mean(tr.scores)) if len(tr.scores) else 0.0))
+            score = _grounding_score(tr)
             match = next((ins for ins in instances if clip_iou(ins.masks, tr.masks) >= strategy.same_iou), None)
             if match is None:
                 instances.append(Instance(tr.masks, {f: score}, tr.scores))
@@ -120,6 +120,17 @@ def find_instances(frames, label: str, segmenter, strategy: MaskStrategy) -> lis
                 if score >= max(match.scores.values()):  # keep the propagation of the best detection
                     match.masks, match.track_scores = tr.masks, tr.scores
     return instances
+
+
+def _grounding_score(track) -> float:
+    """The grounding score of the detection a track came from (colour: `info["score"]`, SAM 2 + Grounding
+    DINO: `info["detection"]["score"]`); the mean per-frame segmenter score when neither is recorded."""
+    info = track.info or {}
+    if "score" in info:
+        return float(info["score"])
+    if isinstance(info.get("detection"), dict) and "score" in info["detection"]:
+        return float(info["detection"]["score"])
+    return float(np.mean(track.scores)) if len(track.scores) else 0.0
 
 
 def rank_instances(instances: list[Instance], n_keys: int, strategy: MaskStrategy) -> list[tuple[float, dict]]:
