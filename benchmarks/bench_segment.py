@@ -13,6 +13,7 @@ measured and which projected).
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 import numpy as np
@@ -55,12 +56,13 @@ def bench_sam(frames: int) -> None:
     res = segment_video(clip, [("object", "square"), ("point", "300,440")], seg, fps=25.0)
     wall = time.perf_counter() - t0
     per = res.timings["segment"] / frames
+    load = os.getloadavg()[0]
     print(f"SAM 2.1 tiny, {frames} frames of 1024² (measured): total {wall:.1f} s, segment "
           f"{res.timings['segment']:.1f} s = {per:.2f} s/frame, peak RSS {peak_rss_mib():.0f} MiB "
-          f"(before the clip {rss0:.0f} MiB)")
+          f"(before the clip {rss0:.0f} MiB), load average {load:.1f} on {os.cpu_count()} CPUs")
     if frames < 125:
-        print(f"projected for a 5 s 25 fps clip (125 frames): {per * 125:.0f} s "
-              f"(per-frame time x 125; frames are stored at 1024² float32, +12 MiB each)")
+        print(f"projected for a 5 s 25 fps clip (125 frames): {per * 125:.0f} s (per-frame time x 125); "
+              f"memory grows by the decoded clip and its masks only (the session preprocesses frames lazily)")
 
 
 def bench_propagate_fps(n_scenes: int) -> None:

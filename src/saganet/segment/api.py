@@ -51,7 +51,7 @@ DEFAULT_LEARNED = "sam2.1-tiny"  # the CPU default: 39 M parameters
 def make_segmenter(name: str, palette: dict[str, tuple[int, int, int]] | None = None,
                    device: str | torch.device | None = None, offline: bool | None = None):
     """A segmenter by name ("color", "sam2.1-tiny", ...). Learned ones load their weights here."""
-    key = str(name).strip().lower().replace("color", "color").replace("colour", "color")
+    key = str(name).strip().lower().replace("colour", "color")
     if key == "color":
         from saganet.segment.colour import ColourSegmenter
 
