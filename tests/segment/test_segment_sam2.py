@@ -281,3 +281,37 @@ def test_lazy_frames_match_the_processors_whole_clip(sam):
     b = sam.segment(fr, objs, lazy=False)
     for x, y in zip(a, b):
         assert (x.masks == y.masks).all() and np.allclose(x.scores, y.scores, atol=1e-5)
+
+
+def test_cli_runs_sam_and_grounding_from_local_checkpoints(tmp_path, monkeypatch, capsys):
+    """`saganet segment --segmenter sam2.1-tiny --text ...` loads both models through resolve_hub (here: local
+    tiny checkpoints) and writes the masks."""
+    import argparse
+
+    from saganet.app.commands import segment as cmd
+    from saganet.io.writers import write_video
+
+    sam_model, sam_proc = tiny_sam2(seed=2)
+    sam_model.save_pretrained(tmp_path / "sam")
+    sam_proc.save_pretrained(tmp_path / "sam")
+    gd_model, gd_proc = tiny_grounding_dino(tmp_path)
+    gd_model.save_pretrained(tmp_path / "gd")
+    gd_proc.save_pretrained(tmp_path / "gd")
+    dirs = {"facebook/sam2.1-hiera-tiny": tmp_path / "sam", "IDEA-Research/grounding-dino-tiny": tmp_path / "gd"}
+    monkeypatch.setattr("saganet.segment.sam2.resolve_hub", lambda hub, offline=None: dirs[hub.repo_id])
+    monkeypatch.setattr("saganet.segment.grounding.resolve_hub", lambda hub, offline=None: dirs[hub.repo_id])
+    video = tmp_path / "clip.mp4"
+    write_video(video, frames(n=6), FPS)
+    parser = argparse.ArgumentParser(prog="saganet")
+    cmd.register(parser.add_subparsers(dest="command"))
+    out = tmp_path / "masks"
+    args = parser.parse_args(["segment", str(video), "-o", str(out), "--segmenter", "sam2.1-tiny", "--device",
+                              "cpu", "--object", "clicked", "--point", "10,10@0.2", "--object", "named", "--text",
+                              "violin", "--max-objects", "1", "--min-score", "0.0"])
+    assert args.func(args) == 0
+    meta = json.loads((out / "masks.json").read_text())
+    assert meta["model"] == "facebook/sam2.1-hiera-tiny" and [o["name"] for o in meta["objects"]] == [
+        "clicked", "named"]
+    assert meta["objects"][1]["info"]["grounding_model"] == "IDEA-Research/grounding-dino-tiny"
+    assert read_mask(MaskSpec(out / "named_rle.json")).frames.shape == (6, H, W)
+    assert "segmented 6 frames with sam2.1-tiny" in capsys.readouterr().out
