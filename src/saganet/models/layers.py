@@ -97,9 +97,20 @@ def apply_rope(x: torch.Tensor, rot: torch.Tensor) -> torch.Tensor:
     return out.reshape(x.shape).to(x.dtype)
 
 
+def fused_sdpa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float | None = None) -> torch.Tensor:
+    """`F.scaled_dot_product_attention` on contiguous q, k, v `(B, H, N, d)` -> `(B, H, N, d)`.
+
+    On CPU, PyTorch takes its fused (flash) kernel only for contiguous inputs; a strided view (a permuted
+    qkv split, a transposed channel axis) silently falls back to the unfused math kernel, ~4x slower for the
+    MotionFormer's sequence lengths. Every attention of the package goes through here
+    (tests/models/test_fused_attention.py checks which kernel runs).
+    """
+    return F.scaled_dot_product_attention(q.contiguous(), k.contiguous(), v.contiguous(), scale=scale)
+
+
 def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     """Plain SDPA (scale 1/sqrt(d), no mask): q, k, v (B, H, N, d) -> (B, N, H*d)."""
-    out = F.scaled_dot_product_attention(q.contiguous(), k.contiguous(), v.contiguous())
+    out = fused_sdpa(q, k, v)
     b, h, n, d = out.shape
     return out.transpose(1, 2).reshape(b, n, h * d)
 

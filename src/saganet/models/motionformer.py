@@ -19,6 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from saganet.models.layers import fused_sdpa
+
 GatedAttentionMode = Literal["reference", "cross"]
 
 
@@ -154,7 +156,7 @@ class DividedAttention(nn.Module):
         q, k, v = self.qkv(x).view(N, L, 3, H, hd).permute(2, 0, 3, 1, 4).unbind(0)  # (N, H, L, hd)
         q = q * self.scale  # the reference scales q explicitly, then uses a plain softmax(q k^T)
 
-        cls_out = F.scaled_dot_product_attention(q[:, :, :1], k, v, scale=1.0)  # (N, H, 1, hd)
+        cls_out = fused_sdpa(q[:, :, :1], k, v, scale=1.0)  # (N, H, 1, hd)
 
         def groups(t: torch.Tensor) -> torch.Tensor:  # (N, H, f*n, hd) -> (N, H*G, len, hd)
             t = t[:, :, 1:].reshape(N, H, frames, n, hd)
@@ -166,9 +168,7 @@ class DividedAttention(nn.Module):
         G = qg.shape[1] // H
         cls_k = k[:, :, :1].expand(N, H, G, hd).reshape(N, H * G, 1, hd)
         cls_v = v[:, :, :1].expand(N, H, G, hd).reshape(N, H * G, 1, hd)
-        out = F.scaled_dot_product_attention(
-            qg, torch.cat([cls_k, kg], dim=2), torch.cat([cls_v, vg], dim=2), scale=1.0
-        )
+        out = fused_sdpa(qg, torch.cat([cls_k, kg], dim=2), torch.cat([cls_v, vg], dim=2), scale=1.0)
         out = out.view(N, H, G, -1, hd)
         if axis == "time":
             out = out.transpose(2, 3)  # back to (N, H, f, n, hd)

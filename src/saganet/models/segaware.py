@@ -13,9 +13,9 @@ Additions (trainable in the reference): `patch_embed_3d_mask` and `cross_attn_la
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from saganet.models.layers import fused_sdpa
 from saganet.models.motionformer import (
     GatedAttentionMode,
     Mlp,
@@ -77,7 +77,7 @@ class GatedCrossAttention(nn.Module):
             k, v = self.kv(ctx).view(N, ctx.shape[1], 2, H, hd).permute(2, 0, 3, 1, 4).unbind(0)
         q = self.q_norm(q * self.scale)  # scale before the norm (RN-3)
         k = self.k_norm(k)
-        out = F.scaled_dot_product_attention(q, k, v)  # second (SDPA's own) 1/sqrt(hd) scale
+        out = fused_sdpa(q, k, v)  # second (SDPA's own) 1/sqrt(hd) scale; v is a strided view: fused_sdpa
         return self.out_proj(out.transpose(1, 2).reshape(N, L, D))
 
 

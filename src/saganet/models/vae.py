@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from saganet.models.layers import fused_sdpa
 from saganet.models.state_dict import load_strict
 
 CH_MULT = (1, 2, 4)
@@ -108,7 +109,7 @@ class AttnBlock1D(nn.Module):
         B, _, L = x.shape
         y = self.qkv(x).reshape(B, self.num_heads, -1, 3, L)  # q/k/v index innermost (RN-1)
         q, k, v = mp_normalize(y, dim=2).unbind(3)  # each (B, h, c, L)
-        h = F.scaled_dot_product_attention(q.transpose(-1, -2), k.transpose(-1, -2), v.transpose(-1, -2))
+        h = fused_sdpa(q.transpose(-1, -2), k.transpose(-1, -2), v.transpose(-1, -2))
         h = h.transpose(-1, -2).reshape(B, -1, L)
         return mp_sum(x, self.proj_out(h), t=0.3)
 
