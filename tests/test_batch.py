@@ -1,4 +1,7 @@
-"""`saganet generate --batch JOBS -o OUT`: JSONL and CSV jobs, failures recorded, the rest goes on, resume."""
+"""`saganet generate --batch JOBS -o OUT`: JSONL and CSV jobs, failures recorded, the rest goes on, resume.
+
+A batch with failed jobs prints its summary on stdout and exits 2 with ONE stderr line `saganet: error:`
+naming the failures file and the first failure."""
 
 from __future__ import annotations
 
@@ -59,8 +62,11 @@ def test_jsonl_batch_records_the_failure_goes_on_and_resumes(capsys, media, tmp_
     ]) + "\n")
     out = tmp_path / "batch_out"
     code, stdout, err = batch(capsys, jobs, out)
-    assert code == 1, err
+    assert code == 2, err
     assert "batch: 2 done, 0 skipped (already finished), 1 failed" in stdout
+    (line,) = err.strip().splitlines()
+    assert line.startswith("saganet: error: 1 of 3 jobs failed") and "batch_failures.jsonl" in line
+    assert "job 1: video file not found" in line
     assert "job 1:" in stdout and "missing.mp4" in stdout
 
     first = out / "00000_clip"  # default job folders: <batch out>/<index>_<video stem>
@@ -76,7 +82,7 @@ def test_jsonl_batch_records_the_failure_goes_on_and_resumes(capsys, media, tmp_
     # Rerun: the finished jobs are skipped (untouched), the failed one is tried again.
     before = {**mtimes(first), **mtimes(d / "custom_out")}
     code, stdout, _ = batch(capsys, jobs, out)
-    assert code == 1 and "0 done, 2 skipped (already finished), 1 failed" in stdout
+    assert code == 2 and "0 done, 2 skipped (already finished), 1 failed" in stdout
     assert {**mtimes(first), **mtimes(d / "custom_out")} == before
     assert [f["job"] for f in iter_failures(out)] == [1]  # the failures of the last run, not a growing log
 
@@ -97,7 +103,7 @@ def test_csv_batch(capsys, media, tmp_path):
                     f"{d / 'clip.mp4'},{d / 'b.mp4'},,,\n")
     out = tmp_path / "csv_out"
     code, stdout, _ = batch(capsys, jobs, out)
-    assert code == 1 and "2 done, 0 skipped (already finished), 1 failed" in stdout
+    assert code == 2 and "2 done, 0 skipped (already finished), 1 failed" in stdout
     run = json.loads((out / "00000_clip" / "run.json").read_text())
     assert run["objects"] == ["left", "right"] and run["prompts"] == ["a violin", "a violin"]
     assert run["options"]["negative_prompt"] == "noise"
@@ -140,23 +146,34 @@ def test_jobs_set_their_own_options(capsys, media, tmp_path):
     assert (default["seed"], default["steps"], default["sampler"]) == (1, 1, "euler")  # the command line's
 
     code, stdout, _ = batch(capsys, d / "bad.jsonl", tmp_path / "bad")
-    assert code == 1 and "0 done, 0 skipped (already finished), 2 failed" in stdout
+    assert code == 2 and "0 done, 0 skipped (already finished), 2 failed" in stdout
     errors = [f["error"] for f in iter_failures(tmp_path / "bad")]
     assert "unknown job field 'colour'" in errors[0] and "job field 'seed' must be int" in errors[1]
 
 
-@pytest.mark.parametrize("content, words", [
-    ("", "holds no job"),
-    ('{"video": "x.mp4"}\n{not json}\n', "not valid JSON"),
-    ('{"masks": ["a.mp4"]}\n', "no 'video' field"),
-])
-def test_bad_jobs_file_is_a_one_line_error(content, words, capsys, tmp_path):
+def test_empty_jobs_file_is_a_one_line_error(capsys, tmp_path):
     jobs = tmp_path / "jobs.jsonl"
-    jobs.write_text(content)
+    jobs.write_text("# only a comment\n\n")
     code, _, err = batch(capsys, jobs, tmp_path / "o")
     lines = err.strip().splitlines()
-    assert code == 2 and len(lines) == 1 and lines[0].startswith("saganet: error:") and words in lines[0], err
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("saganet: error:") and "holds no job" in lines[0]
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("content, words", [
+    ('{"video": "x.mp4", "mask": "a.mp4"}\n{not json}\n', "jobs.jsonl:2: not valid JSON"),
+    ('{"video": "x.mp4", "mask": "a.mp4"}\n{"masks": ["a.mp4"]}\n', "jobs.jsonl:2: no 'video' field"),
+])
+def test_a_bad_line_is_a_failed_job_and_the_batch_goes_on(content, words, capsys, tmp_path):
+    jobs = tmp_path / "jobs.jsonl"
+    jobs.write_text(content)
+    code, stdout, err = batch(capsys, jobs, tmp_path / "o")
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("saganet: error: 2 of 2 jobs failed"), err
+    assert "0 done, 0 skipped (already finished), 2 failed" in stdout and words in stdout
+    failures = list(iter_failures(tmp_path / "o"))
+    assert [f["job"] for f in failures] == [0, 1] and words in failures[1]["error"]
+    assert "x.mp4" in failures[0]["error"]  # the good line ran (and failed on its missing video)
 
 
 def test_missing_jobs_file(capsys, tmp_path):

@@ -15,15 +15,42 @@ log = logging.getLogger("saganet")
 
 
 # ------------------------------------------------------------------------------------------------ generate
+class _SegmentPromptAction(argparse.Action):
+    """Collects --object/--point/--neg-point/--box/--text, in command-line order, into `args.segment_prompts`."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        items = list(getattr(namespace, "segment_prompts", None) or [])
+        items.append((self.const, values))
+        namespace.segment_prompts = items
+
+
 def _add_generate(sub) -> None:
-    p = sub.add_parser("generate", help="generate one stem per masked object for a video",
-                       description="saganet generate VIDEO --mask M1 [--mask M2 ...] -o OUT, or --batch jobs.jsonl")
+    p = sub.add_parser("generate", help="generate one stem per object (masks, or clicks/boxes/words) of a video",
+                       description="saganet generate VIDEO --mask M1 [--mask M2 ...] -o OUT; or objects from "
+                                   "prompts: saganet generate VIDEO --point X,Y [--object NAME --box ...] -o OUT; "
+                                   "or --batch jobs.jsonl")
     p.add_argument("video", nargs="?", help="input video (anything PyAV decodes)")
     p.add_argument("--mask", action="append", default=[], metavar="PATH",
                    help="object mask: mask video, PNG folder, COCO RLE .json, or instance-id video (repeat per object)")
     p.add_argument("--select", action="append", default=[], metavar="ID|R,G,B",
                    help="object id / colour in the matching --mask (multi-object sources); '-' for none")
     p.add_argument("--name", action="append", default=[], help="name of the matching --mask's object")
+    g = p.add_argument_group("objects from prompts, segmented first (in place of, or beside, --mask)",
+                             "Pixels of the displayed video, T in seconds (default 0); --object NAME starts a new "
+                             "object and the prompts after it belong to it; unnamed objects are called after "
+                             "their text or object1, object2, ...")
+    for flag, kind, metavar, text in (
+        ("--object", "object", "NAME", "start a new object called NAME"),
+        ("--point", "point", "X,Y[@T]", "positive click on the object"),
+        ("--neg-point", "neg_point", "X,Y[@T]", "negative click (not this)"),
+        ("--box", "box", "X0,Y0,X1,Y1[@T]", "box around the object"),
+        ("--text", "text", "WORDS[@T]", "name the object: grounded detection, one object per match"),
+    ):
+        g.add_argument(flag, action=_SegmentPromptAction, const=kind, dest="segment_prompts", metavar=metavar,
+                       help=text)
+    g.add_argument("--segmenter", default=None, metavar="NAME",
+                   help="color, sam2.1-tiny, sam2.1-small, sam2.1-base-plus or sam2.1-large (default: color for "
+                        "the toy variants, sam2.1-tiny otherwise)")
     p.add_argument("--batch", metavar="JOBS", help="JSONL or CSV jobs file (resumable); -o is the batch folder")
     p.add_argument("-o", "--output", default="saganet_out", help="output folder")
     p.add_argument("--variant", default="saganet_small", help="model variant (see `saganet weights list`)")
@@ -35,16 +62,20 @@ def _add_generate(sub) -> None:
     p.add_argument("--negative-prompt", default="", help="negative text prompt")
     p.add_argument("--object-prompt", action="append", default=[], metavar="NAME=TEXT", help="prompt for one object")
     p.add_argument("--gain", action="append", default=[], metavar="NAME=DB", help="mix gain of one object in dB")
-    p.add_argument("--cfg", type=float, default=4.5, dest="cfg_strength", help="classifier-free guidance strength")
-    p.add_argument("--steps", type=int, default=25, help="sampler steps")
+    p.add_argument("--cfg", type=_float_arg, default=4.5, dest="cfg_strength",
+                   help="classifier-free guidance strength")
+    p.add_argument("--steps", type=_int_arg, default=25, help="sampler steps")
     p.add_argument("--sampler", default="euler", help="euler, heun or midpoint")
-    p.add_argument("--seed", type=int, default=42)
-    p.add_argument("--start", type=float, default=0.0, help="start time in the video (s)")
-    p.add_argument("--duration", type=float, default=None, help="seconds (default: the video's, capped by the model)")
+    p.add_argument("--seed", type=_int_arg, default=42, help="random seed (0 to 2^63 - 1)")
+    p.add_argument("--start", type=_float_arg, default=0.0, help="start time in the video (s)")
+    p.add_argument("--duration", type=_float_arg, default=None,
+                   help="seconds (default: the video's, capped by the model)")
     p.add_argument("--allow-longer", action="store_true", help="do not cap the duration at the trained length")
     p.add_argument("--center-crop", action="store_true", help="sync frames/masks: centre crop instead of squash")
     p.add_argument("--pad-masks", action="store_true", help="accept masks shorter/longer than the video")
     p.add_argument("--strict-masks", action="store_true", help="an all-zero mask is an error (default: warning)")
+    p.add_argument("--strict", action="store_true",
+                   help="warnings about the inputs are errors: a truncated video, an all-zero mask")
     p.add_argument("--mask-away-clip", action="store_true", help="use the empty CLIP feature instead of frames")
     p.add_argument("--overlay-masks", action="store_true", help="outline each object in the output video")
     p.add_argument("--no-video", action="store_true", help="do not write the muxed mp4")
@@ -53,7 +84,23 @@ def _add_generate(sub) -> None:
     p.add_argument("--dtype", choices=("fp32", "bf16"), default="fp32")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs in the folder")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
-    p.set_defaults(func=cmd_generate)
+    p.set_defaults(func=cmd_generate, segment_prompts=None)
+
+
+def _float_arg(text: str) -> float:
+    """Any float text argparse would take ('nan', 'inf' too): ranges and finiteness are checked by the request,
+    with the same message as a batch field."""
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: '{text}'") from None
+
+
+def _int_arg(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: '{text}'") from None
 
 
 def _pairs(items: list[str], what: str) -> dict[str, str]:
@@ -62,40 +109,12 @@ def _pairs(items: list[str], what: str) -> dict[str, str]:
         if "=" not in it:
             raise InputError(f"{what} '{it}' must look like NAME=VALUE")
         k, v = it.split("=", 1)
+        if not k.strip():
+            raise InputError(f"{what} '{it}' has no name before '=': use NAME=VALUE")
+        if k in out:
+            raise InputError(f"{what} is given twice for '{k}': give one per name")
         out[k] = v
     return out
-
-
-def _mask_specs(paths: list[str], selects: list[str], names: list[str]):
-    from saganet.io.masks import MaskSpec, parse_select
-
-    if len(selects) > len(paths) or len(names) > len(paths):
-        raise InputError("more --select/--name values than --mask values: give one per mask, in order")
-    specs = []
-    for i, p in enumerate(paths):
-        sel = selects[i] if i < len(selects) and selects[i] != "-" else None
-        specs.append(MaskSpec(Path(p), select=parse_select(sel), name=names[i] if i < len(names) else None))
-    return specs
-
-
-def request_from_args(args, video: str | None, masks: list[str], selects: list[str], names: list[str],
-                      output: str, prompt: str, negative_prompt: str):
-    """A `GenerateRequest` from parsed command-line arguments (and, for batch jobs, the job's own fields)."""
-    from saganet.app.generate import GenerateRequest
-    from saganet.pipeline import GenerationOptions
-
-    opts = GenerationOptions(prompt=prompt, negative_prompt=negative_prompt,
-                             prompts=_pairs(args.object_prompt, "--object-prompt"), cfg_strength=args.cfg_strength,
-                             steps=args.steps, sampler=args.sampler, seed=args.seed,
-                             mask_away_clip=args.mask_away_clip, progress=not args.quiet)
-    gains = {k: _number(v, f"--gain {k}") for k, v in _pairs(args.gain, "--gain").items()}
-    return GenerateRequest(video=video or "", output=output, masks=_mask_specs(masks, selects, names),
-                           variant=args.variant, weights=args.weights,
-                           model_dirs=_pairs(args.model_dir, "--model-dir"), options=opts, start=args.start, duration=args.duration,
-                           allow_longer=args.allow_longer, center_crop=args.center_crop, pad_masks=args.pad_masks,
-                           strict_masks=args.strict_masks, overlay_masks=args.overlay_masks,
-                           write_video=not args.no_video, format=args.format, gains_db=gains, device=args.device,
-                           dtype=args.dtype, overwrite=args.overwrite, quiet=args.quiet)
 
 
 def _number(text: str, what: str) -> float:
@@ -105,33 +124,63 @@ def _number(text: str, what: str) -> float:
         raise InputError(f"{what} must be a number of dB, got '{text}'") from None
 
 
+def base_request(args):
+    """The `GenerateRequest` of the parsed command line (a batch job replaces its inputs and outputs)."""
+    from saganet.app.generate import GenerateRequest, mask_specs
+    from saganet.pipeline import GenerationOptions
+
+    opts = GenerationOptions(prompt=args.prompt, negative_prompt=args.negative_prompt,
+                             prompts=_pairs(args.object_prompt, "--object-prompt"), cfg_strength=args.cfg_strength,
+                             steps=args.steps, sampler=args.sampler, seed=args.seed,
+                             mask_away_clip=args.mask_away_clip, progress=not args.quiet)
+    gains = {k: _number(v, f"--gain {k}") for k, v in _pairs(args.gain, "--gain").items()}
+    return GenerateRequest(video=args.video or "", output=args.output,
+                           masks=mask_specs(args.mask, args.select, args.name), variant=args.variant,
+                           weights=args.weights, model_dirs=_pairs(args.model_dir, "--model-dir"), options=opts,
+                           start=args.start, duration=args.duration, allow_longer=args.allow_longer,
+                           center_crop=args.center_crop, pad_masks=args.pad_masks, strict_masks=args.strict_masks,
+                           strict=args.strict, overlay_masks=args.overlay_masks, write_video=not args.no_video,
+                           format=args.format, gains_db=gains, device=args.device, dtype=args.dtype,
+                           overwrite=args.overwrite, quiet=args.quiet,
+                           segment_prompts=list(args.segment_prompts or []), segmenter=args.segmenter)
+
+
 def cmd_generate(args) -> int:
     from saganet.app.generate import ModelCache, run_request
 
     models = ModelCache()
     if args.batch:
-        from saganet.app.batch import read_jobs, run_batch
-
-        jobs = read_jobs(args.batch, args.output)
-
-        def run_one(job) -> None:
-            from saganet.app.batch import apply_job_options
-
-            req = request_from_args(args, job.video, job.masks, [], job.names, job.output,
-                                    job.prompt or args.prompt, job.negative_prompt or args.negative_prompt)
-            run_request(apply_job_options(req, job.options), models)
-
-        summary = run_batch(jobs, run_one, args.output, quiet=args.quiet)
-        print(f"batch: {summary.line()}")
-        for i, msg in summary.failed:
-            print(f"  job {i}: {msg}")
-        return 1 if summary.failed else 0
+        return _cmd_batch(args, models)
     if not args.video:
         raise InputError("give a VIDEO (or --batch JOBS)")
-    req = request_from_args(args, args.video, args.mask, args.select, args.name, args.output, args.prompt,
-                            args.negative_prompt)
-    for p in run_request(req, models).values():
+    for p in run_request(base_request(args), models).values():
         print(p)
+    return 0
+
+
+def _cmd_batch(args, models) -> int:
+    from saganet.app.batch import job_request, read_jobs, run_batch
+    from saganet.app.generate import run_request
+
+    per_job = [f for f, v in (("VIDEO", args.video), ("--mask", args.mask), ("--select", args.select),
+                              ("--name", args.name), ("--point/--box/--text", args.segment_prompts)) if v]
+    if per_job:
+        raise InputError(f"{per_job[0]} is given per job in the jobs file, not with --batch: "
+                         "put it in the job's line")
+    base = base_request(args)
+    base.validate_settings()  # the command line's own settings, once: a bad one fails the batch before any job
+    jobs = read_jobs(args.batch, args.output)
+    summary = run_batch(jobs, lambda job: run_request(job_request(base, job), models), args.output,
+                        quiet=args.quiet, check=lambda job: job_request(base, job))
+    print(f"batch: {summary.line()}")
+    for i, msg in summary.failed:
+        print(f"  job {i}: {msg}")
+    if summary.failed:
+        i, msg = summary.failed[0]
+        more = f" (and {len(summary.failed) - 1} more, listed above)" if len(summary.failed) > 1 else ""
+        print(f"saganet: error: {len(summary.failed)} of {len(jobs)} jobs failed, see "
+              f"{Path(args.output) / 'batch_failures.jsonl'}; job {i}: {msg}{more}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -3,32 +3,116 @@
     req = GenerateRequest(video="clip.mp4", masks=[MaskSpec("violin.mp4", name="violin")], output="out")
     paths = run_request(req, ModelCache())
 
-Every number and name is validated by `GenerateRequest.validate()` before any model is loaded, so a
-command line, a batch line and a web form fail with the same one-line message.
+    # objects from clicks / boxes / words instead of mask files (segmented first, then generated)
+    req = GenerateRequest(video="clip.mp4", output="out", variant="toy", segmenter="color",
+                          segment_prompts=[("point", "40,52"), ("object", "drum"), ("text", "drum")])
+
+Every number, name and choice is validated by `GenerateRequest.validate()`, and every input file is read
+(video header, mask files, segmentation prompts) before any generator model is loaded, so a command line, a
+batch line and a web form fail early with the same one-line message. Outputs are committed as a unit (see
+`saganet.app.outputs`): a run killed at any point leaves no half-written file and is redone by the next run.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import os
 import time
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 from saganet import __version__
 from saganet.errors import InputError
-from saganet.io.masks import MaskSpec
+from saganet.io.masks import MaskSpec, ObjectMask, parse_select
 from saganet.pipeline import GenerationOptions, SAGANetPipeline
 
 log = logging.getLogger(__name__)
 
 FORMATS = ("flac", "wav")
 DTYPES = ("fp32", "bf16")
+DEVICES = "cpu, cuda, cuda:N or mps"
+MAX_GAIN_DB = 60.0
+
+
+def check_device(device: str) -> str:
+    """`device` if this machine has it (checked against torch.cuda / torch.backends.mps), else InputError."""
+    import torch
+
+    if not isinstance(device, str) or not device.strip():
+        raise InputError(f"device must be one of {DEVICES}, got {device!r}")
+    try:
+        d = torch.device(device.strip())
+    except (RuntimeError, TypeError, ValueError):
+        raise InputError(f"unknown device '{device}': use {DEVICES}") from None
+    if d.type == "cpu":
+        return device
+    if d.type == "cuda":
+        if not torch.cuda.is_available():
+            raise InputError(f"device '{device}' is not available: this machine has no usable CUDA GPU "
+                             "(torch.cuda.is_available() is False); use --device cpu")
+        n = torch.cuda.device_count()
+        if d.index is not None and d.index >= n:
+            raise InputError(f"device '{device}' does not exist: this machine has {n} CUDA GPU(s), "
+                             f"cuda:0 to cuda:{n - 1}")
+        return device
+    if d.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise InputError(f"device '{device}' is not available: this machine has no Apple GPU (MPS); "
+                             "use --device cpu")
+        return device
+    raise InputError(f"unsupported device '{device}': use {DEVICES}")
+
+
+def mask_specs(paths: list, selects: list[str] | None = None, names: list[str] | None = None) -> list[MaskSpec]:
+    """`MaskSpec`s from parallel lists of paths, selectors ('-' or '' for none) and names (both may be shorter)."""
+    selects, names = list(selects or []), list(names or [])
+    if len(selects) > len(paths) or len(names) > len(paths):
+        raise InputError(f"{len(selects)} --select / {len(names)} --name values for {len(paths)} --mask values: "
+                         "give at most one of each per mask, in order")
+    for what, items in (("mask path", paths), ("--select", selects), ("--name", names)):
+        bad = [v for v in items if not isinstance(v, (str, os.PathLike))]
+        if bad:
+            raise InputError(f"every {what} must be text, got {bad[0]!r}")
+    specs = []
+    for i, p in enumerate(paths):
+        if not str(p).strip():
+            raise InputError(f"mask {i + 1} has an empty path: give a mask file or folder")
+        sel = selects[i] if i < len(selects) and str(selects[i]).strip() not in ("-", "") else None
+        name = names[i] if i < len(names) and str(names[i]).strip() else None
+        specs.append(MaskSpec(Path(p), select=parse_select(sel), name=name))
+    return specs
+
+
+def default_segmenter(variant: str) -> str:
+    """The colour segmenter for the toy world's variants (flat colours, no download), else SAM 2's CPU default."""
+    from saganet.registry import get_variant
+    from saganet.segment import DEFAULT_LEARNED
+
+    return "color" if get_variant(variant).source == "toy" else DEFAULT_LEARNED
+
+
+def _number(value, what: str, low: float | None = None, high: float | None = None, integer: bool = False) -> None:
+    kinds = (int,) if integer else (int, float)
+    ok = isinstance(value, kinds) and not isinstance(value, bool) and (integer or math.isfinite(value))
+    ok = ok and (low is None or value >= low) and (high is None or value <= high)
+    if not ok:
+        kind = "an integer" if integer else "a finite number"
+        if high is None:
+            rng = f">= {low:g}" if low is not None else ""
+        else:
+            rng = f"in [{'-inf' if low is None else f'{low:g}'}, {high:g}]"
+        raise InputError(f"{what} must be {kind} {rng}, got {value!r}")
 
 
 @dataclass
 class GenerateRequest:
-    """One generation job: inputs, model choice, generation options and what to write where."""
+    """One generation job: inputs, model choice, generation options and what to write where.
+
+    Objects come from mask files (`masks`) and/or from segmentation prompts (`segment_prompts`: ordered
+    (kind, value) pairs as on the command line, kind in object, point, neg_point, box, text; segmented with
+    `segmenter`, default `default_segmenter(variant)`).
+    """
 
     video: str | Path
     output: str | Path
@@ -43,6 +127,7 @@ class GenerateRequest:
     center_crop: bool = False
     pad_masks: bool = False
     strict_masks: bool = False
+    strict: bool = False  # warnings about the inputs (truncated video, empty mask) are errors
     overlay_masks: bool = False
     write_video: bool = True
     format: str = "flac"
@@ -51,36 +136,104 @@ class GenerateRequest:
     dtype: str = "fp32"
     overwrite: bool = False
     quiet: bool = False
+    segment_prompts: list[tuple[str, str]] = field(default_factory=list)
+    segmenter: str | None = None
 
-    def validate(self) -> None:
-        """Check everything that can be checked without decoding media or loading a model."""
-        from saganet.registry import canonical, is_segaware
+    def validate_settings(self) -> None:
+        """Check the settings that do not depend on the inputs: variant, options, times, format, device, gains.
+        (A batch checks its command line's settings once with this; each job then runs `validate`.)"""
+        from saganet.registry import canonical
 
+        if not isinstance(self.variant, str):
+            raise InputError(f"variant must be a name, got {self.variant!r}")
         canonical(self.variant)
+        if not isinstance(self.options, GenerationOptions):
+            raise InputError("options must be GenerationOptions")
         self.options.validate()
-        if not str(self.video):
-            raise InputError("no video given: pass a VIDEO path")
-        if not str(self.output).strip():
-            raise InputError("output folder is empty: pass -o FOLDER")
-        if not math.isfinite(self.start) or self.start < 0:
-            raise InputError(f"start must be a finite number >= 0 seconds, got {self.start}")
-        if self.duration is not None and (not math.isfinite(self.duration) or self.duration <= 0):
-            raise InputError(f"duration must be a finite number > 0 seconds, got {self.duration}")
+        _number(self.start, "start (seconds)", low=0.0)
+        if self.duration is not None:
+            d = self.duration
+            if isinstance(d, bool) or not isinstance(d, (int, float)) or not math.isfinite(d) or d <= 0:
+                raise InputError(f"duration (seconds) must be a finite number > 0, got {d!r}")
         if self.format not in FORMATS:
             raise InputError(f"unknown audio format '{self.format}': choose {' or '.join(FORMATS)}")
         if self.dtype not in DTYPES:
             raise InputError(f"unknown dtype '{self.dtype}': choose {' or '.join(DTYPES)}")
+        check_device(self.device)
+        if not isinstance(self.gains_db, dict):
+            raise InputError("gains must map object names to dB")
         for name, db in self.gains_db.items():
-            if not isinstance(db, (int, float)) or not math.isfinite(db) or abs(db) > 60:
-                raise InputError(f"gain of '{name}' must be a finite number of dB in [-60, 60], got {db!r}")
-        if is_segaware(self.variant) and not self.masks:
-            raise InputError("give at least one object mask with --mask (this variant is segmentation-aware)")
+            _number(db, f"gain of '{name}' (dB)", low=-MAX_GAIN_DB, high=MAX_GAIN_DB)
+        if self.segment_prompts or self.segmenter is not None:
+            self.resolved_segmenter()
+
+    def validate(self) -> None:
+        """Check everything that can be checked without decoding media or loading a model."""
+        from saganet.app.outputs import check_output_target, check_stem_names
+        from saganet.registry import is_segaware
+
+        self.validate_settings()
+        if not isinstance(self.video, (str, os.PathLike)) or not str(self.video).strip():
+            raise InputError("no video given: pass a VIDEO path")
+        if not isinstance(self.output, (str, os.PathLike)):
+            raise InputError(f"output must be a folder path, got {self.output!r}")
+        check_output_target(self.output)
+        if not all(isinstance(m, MaskSpec) for m in self.masks):
+            raise InputError("masks must be MaskSpec entries (a path, a selector, a name)")
+        objects = self.segment_objects_prompts()
+        if is_segaware(self.variant) and not self.masks and not objects:
+            raise InputError("give at least one object mask (--mask FILE) or prompts to segment one (--point X,Y, "
+                             "--box X0,Y0,X1,Y1 or --text WORDS): this variant is segmentation-aware")
+        names = self.object_names()
+        check_stem_names(names)
+        if not any(o.text is not None for o in objects):
+            # every object name is known now (a text prompt may give several objects: checked after segmenting)
+            self.check_object_names(names if is_segaware(self.variant) else ["audio"])
+
+    # -- objects ------------------------------------------------------------------------------
+    def segment_objects_prompts(self) -> list:
+        """The segmentation prompts parsed into `saganet.segment.ObjectPrompt`s (InputError if malformed)."""
+        if not self.segment_prompts:
+            return []
+        from saganet.segment import parse_prompt_args
+
+        pairs = list(self.segment_prompts)
+        if not all(isinstance(p, (tuple, list)) and len(p) == 2 and all(isinstance(v, str) for v in p)
+                   for p in pairs):
+            raise InputError("segmentation prompts must be (kind, value) text pairs, e.g. ('point', '40,52')")
+        return parse_prompt_args([tuple(p) for p in pairs])
+
+    def resolved_segmenter(self) -> str:
+        from saganet.segment import SEGMENTERS
+
+        name = default_segmenter(self.variant) if self.segmenter is None else self.segmenter
+        key = str(name).strip().lower().replace("colour", "color")
+        if key not in SEGMENTERS:
+            raise InputError(f"unknown segmenter '{name}': choose one of {', '.join(SEGMENTERS)}")
+        return key
+
+    def object_names(self) -> list[str]:
+        """Names of the objects as far as known before segmenting (masks, then prompted objects)."""
+        return [s.display_name for s in self.masks] + [o.name for o in self.segment_objects_prompts()]
+
+    def check_object_names(self, names: list[str]) -> None:
+        """Every --gain / --object-prompt must name an object of the run."""
+        for what, keys in (("--gain", self.gains_db), ("--object-prompt", self.options.prompts),
+                           ("negative prompt", self.options.negative_prompts)):
+            unknown = [k for k in keys if k not in names]
+            if unknown:
+                raise InputError(f"{what} names '{unknown[0]}' but the objects are {', '.join(names) or 'none'}: "
+                                 "use one of those names")
 
     def run_info(self, variant: str) -> dict:
         """What `run.json` records about the request."""
-        return {"saganet_version": __version__, "video": str(self.video), "masks": [str(s.source) for s in self.masks],
+        info = {"saganet_version": __version__, "video": str(self.video), "masks": [str(s.source) for s in self.masks],
                 "variant": variant, "options": self.options.to_dict(), "start": self.start,
                 "duration": self.duration, "device": self.device, "dtype": self.dtype}
+        if self.segment_prompts:
+            info["segmentation"] = {"segmenter": self.resolved_segmenter(),
+                                    "prompts": [list(p) for p in self.segment_prompts]}
+        return info
 
 
 def request_fields() -> list[str]:
@@ -107,31 +260,85 @@ class ModelCache:
         return self._pipes[key]
 
 
-def run_request(req: GenerateRequest, models: ModelCache) -> dict[str, Path]:
-    """Decode, load masks, generate and write one request. Everything is checked before the model runs."""
-    from saganet.app.outputs import check_output_dir, output_paths, write_outputs
-    from saganet.io.masks import load_masks
-    from saganet.io.video import probe_video
+def _segment(req: GenerateRequest, objects: list):
+    """Segment the prompted objects over the whole video file (`SegmentationResult`)."""
+    from saganet.app.commands.segment import toy_palette
+    from saganet.segment import segment_video
 
-    # 1. check the request and the inputs' headers before loading any model
+    name = req.resolved_segmenter()
+    return segment_video(req.video, objects, name, palette=toy_palette(),
+                         device=None if name == "color" else req.device)
+
+
+def segment_objects(video, prompts, decoded, segmenter: str = "color", device: str | None = None,
+                    pad: bool = False, strict: bool = False) -> list[ObjectMask]:
+    """Objects from clicks / boxes / words: `prompts` ((kind, value) pairs or `ObjectPrompt`s) segmented over
+    the file `video` and aligned to `decoded` (the same video decoded by `SAGANetPipeline.load_video`), giving
+    the same `ObjectMask`s that mask files give."""
+    from saganet.app.commands.segment import toy_palette
+    from saganet.segment import segment_video, to_object_masks
+
+    res = segment_video(video, prompts, segmenter, palette=toy_palette(), device=device)
+    return to_object_masks(res, decoded, pad=pad, strict=strict)
+
+
+def run_request(req: GenerateRequest, models: ModelCache) -> dict[str, Path]:
+    """Read every input, load the model, generate and commit the outputs of one request.
+
+    Order: validate the request; read the video header and every mask file; segment prompted objects;
+    check the output folder (clearing what a killed earlier run left); only then load the model, decode,
+    generate, and commit all outputs with `run.json` last.
+    """
+    from saganet.app.outputs import check_output_dir, check_stem_names, output_paths, write_outputs
+    from saganet.io.masks import align_masks, read_mask
+    from saganet.io.video import probe_video, truncation_policy
+    from saganet.registry import is_segaware
+
+    # 1. the request, then the inputs' headers and files, before any model is loaded
     req.validate()
-    probe_video(req.video)
-    # 2. load the model (cached) and decode the inputs at its frame sizes
-    pipe = models.get(req.variant, req.device, req.dtype, req.weights, req.model_dirs)
-    decoded = pipe.load_video(req.video, start=req.start, duration=req.duration,
-                              geometry="center_crop" if req.center_crop else "squash",
-                              allow_longer=req.allow_longer, quiet=req.quiet)
-    objs = []
-    if pipe.model.segaware:
-        objs = load_masks(req.masks, decoded, pad=req.pad_masks, strict=req.strict_masks, keep_raw=req.overlay_masks)
-    # 3. plan the outputs: nothing is overwritten unless asked, inputs never
+    info = probe_video(req.video)
+    if req.start >= info.duration > 0:
+        raise InputError(f"start {req.start:g} s is at or after the end of {Path(req.video).name} "
+                         f"({info.duration:.2f} s): use a start time in [0, {info.duration:.2f})")
+    segaware = is_segaware(req.variant)
+    if not segaware and (req.masks or req.segment_prompts):
+        log.warning("variant %s has no segmentation-aware encoder: objects are ignored, one stem is made",
+                    req.variant)
+    raws = [read_mask(s, fps=info.fps or None) for s in req.masks] if segaware else []
+    objects = req.segment_objects_prompts() if segaware else []
     out = Path(req.output)
-    planned = list(output_paths(out, Path(req.video), [o.name for o in objs] or ["audio"], req.format).values())
-    check_output_dir(out, planned, [Path(req.video), *[Path(s.source) for s in req.masks]], req.overwrite)
-    # 4. generate and write
+    inputs = [Path(req.video), *[Path(s.source) for s in req.masks]]
+
+    def plan(names: list[str]) -> list[Path]:
+        return list(output_paths(out, Path(req.video), names or ["audio"], req.format).values())
+
+    check_output_dir(out, plan(req.object_names() if segaware else []), inputs, req.overwrite)
+    seg = _segment(req, objects) if objects else None
+    names = [r.name for r in raws] + (seg.names if seg is not None else [])
+    if seg is not None:  # text prompts name their objects only now
+        check_stem_names(names)
+        req.check_object_names(names)
+        check_output_dir(out, plan(names), inputs, req.overwrite)
+
+    # 2. the model (cached), then the inputs decoded at its frame sizes
+    pipe = models.get(req.variant, req.device, req.dtype, req.weights, req.model_dirs)
+    with truncation_policy("error" if req.strict else "warn"):
+        decoded = pipe.load_video(req.video, start=req.start, duration=req.duration,
+                                  geometry="center_crop" if req.center_crop else "squash",
+                                  allow_longer=req.allow_longer, quiet=req.quiet)
+    strict_masks = req.strict_masks or req.strict
+    objs: list[ObjectMask] = align_masks(raws, list(req.masks), decoded, pad=req.pad_masks, strict=strict_masks,
+                                         keep_raw=req.overlay_masks)
+    if seg is not None:
+        from saganet.segment import to_object_masks
+
+        objs += to_object_masks(seg, decoded, pad=req.pad_masks, strict=strict_masks)
+
+    # 3. generate and commit (all outputs, then run.json)
     options = replace(req.options, progress=not req.quiet and req.options.progress)
     result = pipe.generate(decoded, objs, options)
     return write_outputs(result, req.video, out, fmt=req.format,
                          gains_db=[float(req.gains_db.get(n, 0.0)) for n in result.names], masks=objs,
                          overlay_masks=req.overlay_masks, write_video=req.write_video,
-                         run_info=req.run_info(pipe.variant), start=req.start)
+                         run_info=req.run_info(pipe.variant), start=req.start, overwrite=req.overwrite,
+                         inputs=inputs)

@@ -11,6 +11,10 @@ Two steps:
 Binary mask videos are decoded from the LUMA plane and binarised at `threshold` (default 0.5). The reference
 demo instead computes `(rgb2gray(frames) * 255).astype(uint8)` on values already in [0, 255], which wraps
 modulo 256 (white -> ~250, codec noise 1-3 -> ~253-255), RN-24. We never do that.
+
+Selecting an object (`select`) in a mask video that is plainly binary (black and white) is refused unless it
+selects white, and so is a selector that matches the background (id 0 / black, within the tolerance):
+either would silently give the background or nothing as the object.
 """
 
 from __future__ import annotations
@@ -55,6 +59,7 @@ IMAGE_SUFFIXES = (".png", ".bmp", ".tif", ".tiff", ".jpg", ".jpeg")
 LOSSLESS_CODECS = {"ffv1", "png", "rawvideo", "huffyuv", "ffvhuff", "utvideo", "qtrle", "magicyuv", "apng"}
 LOSSY_TOLERANCE = 12.0  # gray-id matching tolerance (0-255 units) for lossy codecs
 LOSSY_COLOUR_TOLERANCE = 40.0  # colour matching tolerance for lossy codecs (chroma is subsampled and bleeds)
+BINARY_FRACTION = 0.99  # a mask video whose pixels are this much black or white (within tolerance) is binary
 ASPECT_TOLERANCE = 0.02  # relative aspect-ratio difference still accepted (rounding of odd sizes)
 DEFAULT_MAX_SIDE = 1024  # masks are kept at most this large while reading (they end at 224² anyway)
 
@@ -169,6 +174,24 @@ def _match(values: np.ndarray, select: Selector, tol: float, what: str) -> np.nd
     return np.abs(values.astype(np.int64) - int(select)) <= tol
 
 
+def _near_background(select: Selector, tol: float) -> bool:
+    if isinstance(select, tuple):
+        return max(select) <= tol
+    return select is not None and abs(int(select)) <= tol
+
+
+def _check_selector_in_binary(p: Path, select: Selector, tol: float, black_white: int, total: int) -> None:
+    """Refuse a selector on a black-and-white mask video unless it selects white (the object)."""
+    if total == 0 or black_white < BINARY_FRACTION * total:
+        return
+    white = min(select) >= 255 - tol if isinstance(select, tuple) else int(select) >= 255 - tol  # type: ignore[arg-type]
+    if not white:
+        what = ",".join(map(str, select)) if isinstance(select, tuple) else str(select)
+        raise InputError(f"mask video {p} is a binary (black and white) mask: --select {what} would pick "
+                         f"{'its background' if _near_background(select, tol) else 'nothing'}; drop --select "
+                         "(or give '-') for a binary mask")
+
+
 def _read_video_mask(spec: MaskSpec, max_side: int | None, id_video: bool) -> RawMask:
     p = spec.source
     container = _open(p)
@@ -182,7 +205,13 @@ def _read_video_mask(spec: MaskSpec, max_side: int | None, id_video: bool) -> Ra
         rate = _rate(stream)
         dur = 1.0 / float(rate) if rate else 0.04
         fmt = "rgb24" if isinstance(spec.select, tuple) else "gray"
+        if id_video and _near_background(spec.select, tol):
+            what = ",".join(map(str, spec.select)) if isinstance(spec.select, tuple) else str(spec.select)
+            raise InputError(f"--select {what} on mask video {p} matches the background (id 0 / black, within "
+                             f"the tolerance {tol:g} of its {'lossless' if lossless else 'lossy'} codec): select "
+                             "an object's id or colour, or drop --select for a binary mask")
         frames, times, rotation, orig = [], [], None, None
+        black_white = total = 0  # pixels that are black or white, of all pixels (binary-mask check)
         for rel, frame in iter_frames(container, stream, p, 0.0, None, _stream_start(stream)):
             if rotation is None:
                 rotation = _rotation_of(frame, stream)
@@ -195,6 +224,12 @@ def _read_video_mask(spec: MaskSpec, max_side: int | None, id_video: bool) -> Ra
             v = frame.to_ndarray(width=max(1, round(w * s)), height=max(1, round(h * s)), format=fmt,
                                  interpolation="POINT" if id_video else "AREA")
             v = _rotate(v, rotation)
+            if id_video:
+                level = v.max(-1) if v.ndim == 3 else v
+                spread = v.max(-1) - v.min(-1) if v.ndim == 3 else 0
+                bw = ((level <= LOSSY_TOLERANCE) | (level >= 255 - LOSSY_TOLERANCE)) & (spread <= LOSSY_TOLERANCE)
+                black_white += int(bw.sum())
+                total += bw.size
             m = _match(v, spec.select, tol, f"mask video {p}") if id_video else v >= spec.threshold * 255.0
             frames.append(m)
             times.append(rel)
@@ -204,6 +239,8 @@ def _read_video_mask(spec: MaskSpec, max_side: int | None, id_video: bool) -> Ra
         container.close()
     if not frames:
         raise InputError(f"mask video {p} has no decodable frames: it is empty, corrupt or truncated")
+    if id_video:
+        _check_selector_in_binary(p, spec.select, tol, black_white, total)
     return RawMask(np.stack(frames), np.asarray(times, np.float64), dur, orig, spec.display_name)
 
 
@@ -441,6 +478,26 @@ def load_mask(spec: MaskSpec, video: DecodedVideo, pad: bool = False, strict: bo
                        video_duration=max(video.info.duration, video.start + video.duration), pad=pad,
                        strict=strict, frame_rule=video.frame_rule)
     return ObjectMask(name=spec.display_name, masks=masks, spec=spec, raw=raw if keep_raw else None)
+
+
+def align_masks(raws: list[RawMask], specs: list[MaskSpec | None], video: DecodedVideo, pad: bool = False,
+                strict: bool = False, keep_raw: bool = False) -> list[ObjectMask]:
+    """Masks read earlier (`read_mask`) aligned to `video`'s sync frames, as `load_masks` gives them."""
+    out = []
+    for raw, spec in zip(raws, specs):
+        masks = align_mask(raw, video.sync_times, video.size, size=video.sync_frames.shape[-1],
+                           geometry=video.sync_geometry, need_end=video.start + video.duration,
+                           video_duration=max(video.info.duration, video.start + video.duration), pad=pad,
+                           strict=strict, frame_rule=video.frame_rule)
+        out.append(ObjectMask(name=raw.name, masks=masks, spec=spec, raw=raw if keep_raw else None))
+    _check_unique([o.name for o in out])
+    return out
+
+
+def _check_unique(names: list[str]) -> None:
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise InputError(f"several masks are named {dup}: give each object its own name")
 
 
 def load_masks(specs: list[MaskSpec], video: DecodedVideo, pad: bool = False, strict: bool = False,

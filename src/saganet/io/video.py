@@ -22,10 +22,17 @@ metadata (display matrix) is applied so frames come out the way a player shows t
 Geometry: CLIP frames are squashed to 384² (reference and training). Sync frames are squashed to 224² by
 default, like the training loaders; `sync_geometry="center_crop"` reproduces the demo's resize-short-side +
 centre crop (RN-25). Resizing is torch's antialiased bicubic on uint8 (what torchvision's `Resize` does).
+
+Damaged input: a file that is a still image (a PNG renamed `.mp4`) is refused as "not a video". A truncated
+file whose decodable frames end before the time range asked for (or, without a duration, before the end the
+container declares) is decoded as far as it goes with one warning; `strict=True` (or, for a whole call
+tree, `with truncation_policy("error"):`) makes that an `InputError` instead. Times must be finite.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import logging
 import math
 import os
@@ -55,6 +62,29 @@ MIN_SYNC_FRAMES = 16  # one Synchformer segment
 # that lands exactly on a target time (e.g. frame 1 at 0.04 s and target 1/25 s) to the next target.
 TIME_EPS = 1e-4
 
+# Single-image demuxers: a still picture opens as a one-frame "video" of duration 0.
+IMAGE_FORMATS = ("image2", "apng")  # plus every "<codec>_pipe" demuxer except animated GIF's
+# A video counts as truncated when its decodable frames end this much before the end it should reach.
+TRUNCATION_SLACK_FRAMES = 2.0
+TRUNCATION_SLACK_SECONDS = 0.1
+
+TruncationPolicy = Literal["warn", "error"]
+_TRUNCATION: contextvars.ContextVar[TruncationPolicy] = contextvars.ContextVar("saganet_truncation",
+                                                                                 default="warn")
+
+
+@contextlib.contextmanager
+def truncation_policy(policy: TruncationPolicy) -> Iterator[None]:
+    """Within the block, a truncated video warns ("warn", the default) or raises `InputError` ("error")."""
+    if policy not in ("warn", "error"):
+        raise ValueError(f"truncation policy must be 'warn' or 'error', got {policy!r}")
+    token = _TRUNCATION.set(policy)
+    try:
+        yield
+    finally:
+        _TRUNCATION.reset(token)
+
+
 # Errors PyAV / numpy raise on broken input; they are turned into one-line InputErrors.
 _DECODE_ERRORS = (av.FFmpegError, OSError, ValueError, RuntimeError, EOFError, IndexError,
                   ZeroDivisionError, OverflowError, MemoryError, UnicodeDecodeError)
@@ -74,6 +104,7 @@ class VideoInfo:
     n_frames: int  # from the header if known, else duration * fps
     codec: str
     rate: Fraction | None = None  # exact frame rate when known (e.g. 30000/1001)
+    format: str = ""  # container format name(s) as FFmpeg reports them
 
 
 @dataclass
@@ -93,6 +124,7 @@ class DecodedVideo:
     original_frames: torch.Tensor | None = None  # (N, H, W, 3) uint8, every decoded frame in range
     original_times: torch.Tensor | None = None  # (N,) float64
     frame_rule: FrameRule = DEFAULT_FRAME_RULE  # how source frames were picked for the target times
+    truncated: bool = False  # the decodable frames end before the range asked for / the declared end
 
 
 def check_frame_rule(rule: str) -> FrameRule:
@@ -212,13 +244,23 @@ def probe_video(path: str | os.PathLike) -> VideoInfo:
         if rotation in (90, 270):
             width, height = height, width
         n_frames = stream.frames or (int(round(duration * fps)) if fps else 0)
+        fmt = container.format.name or ""
+        if _is_still_image(fmt):
+            kind = stream.codec_context.name.upper()
+            raise InputError(f"{p} is a still image ({kind}), not a video: pass a video file (mp4, mkv, mov, ...)")
         return VideoInfo(path=p, duration=duration, fps=fps, width=width, height=height, rotation=rotation,
                          has_audio=bool(container.streams.audio), n_frames=int(n_frames),
-                         codec=stream.codec_context.name, rate=rate)
+                         codec=stream.codec_context.name, rate=rate, format=fmt)
     except _DECODE_ERRORS as e:
         raise InputError(f"cannot read {p} as a video ({_short(e)}): the file is corrupt or not a video") from e
     finally:
         container.close()
+
+
+def _is_still_image(fmt: str) -> bool:
+    """A single picture demuxed as video: FFmpeg's image demuxers (`png_pipe`, `jpeg_pipe`, `image2`, ...)."""
+    names = set(fmt.split(","))
+    return bool(names & set(IMAGE_FORMATS)) or any(n.endswith("_pipe") and n != "gif_pipe" for n in names)
 
 
 def resize_frames(x: torch.Tensor, size: int, geometry: Geometry) -> torch.Tensor:
@@ -236,11 +278,12 @@ def resize_frames(x: torch.Tensor, size: int, geometry: Geometry) -> torch.Tenso
 
 
 def iter_frames(container, stream, p: Path, start: float, end: float | None, t0: float | None,
-                ) -> Iterator[tuple[float, av.VideoFrame]]:
+                errors: list[str] | None = None) -> Iterator[tuple[float, av.VideoFrame]]:
     """Yield (time relative to the stream start, frame) for frames up to `end` (relative), in decode order.
 
     Frames without a timestamp get one from the previous frame + 1/fps. Decoding errors after at least one
     frame end the stream (truncated file: the caller checks the length); before any frame they are fatal.
+    Such an error is appended to `errors` when given (the caller reports it), else logged as a warning.
     """
     rate = _rate(stream)
     step = 1.0 / float(rate) if rate else 0.04
@@ -256,7 +299,10 @@ def iter_frames(container, stream, p: Path, start: float, end: float | None, t0:
             if n == 0:
                 raise InputError(f"cannot decode {p} ({_short(e)}): the file is corrupt or truncated; "
                                  "re-encode it, e.g. `ffmpeg -i IN -c:v libx264 OUT.mp4`") from e
-            log.warning("decoding %s stopped after %d frames: %s (file truncated?)", p, n, _short(e))
+            if errors is not None:
+                errors.append(_short(e))
+            else:
+                log.warning("decoding %s stopped after %d frames: %s (file truncated?)", p, n, _short(e))
             return
         t = frame.time
         if t is None:
@@ -321,7 +367,8 @@ class _Resampler:
 def decode_video(path: str | os.PathLike, start: float = 0.0, duration: float | None = None, clip_fps: float = 8,
                  clip_size: int = 384, sync_fps: float = 25, sync_size: int = 224,
                  sync_geometry: Geometry = "squash", keep_original: bool = False,
-                 quiet: bool = False, frame_rule: FrameRule = DEFAULT_FRAME_RULE) -> DecodedVideo:
+                 quiet: bool = False, frame_rule: FrameRule = DEFAULT_FRAME_RULE,
+                 strict: bool | None = None) -> DecodedVideo:
     """Decode `[start, start + duration)` of a video (default: to its end) into CLIP and sync frames.
 
     Returns `clip_frames (Tc, 3, clip_size, clip_size)` in [0, 1] (squash, bicubic) and
@@ -329,19 +376,27 @@ def decode_video(path: str | os.PathLike, start: float = 0.0, duration: float | 
     `Ts = floor(sync_fps * D)`, D the effective duration (requested duration capped by the file's).
     `frame_rule` picks the source frame for each target time: "at_or_after" (the reference's reader, default)
     or "at_or_before" (the frame on screen then). Raises `InputError` for a missing, unreadable, non-video,
-    truncated-to-nothing or too short file, or an unknown frame rule / geometry.
+    truncated-to-nothing or too short file, a time that is not a finite number, or an unknown frame rule /
+    geometry. A file truncated inside the range asked for warns (`DecodedVideo.truncated`); with `strict`
+    (default: the `truncation_policy` in effect) it raises instead.
     """
     check_frame_rule(frame_rule)
     if sync_geometry not in ("squash", "center_crop"):
         raise InputError(f"unknown sync geometry '{sync_geometry}': use 'squash' or 'center_crop'")
-    if start < 0 or (duration is not None and duration <= 0):
-        raise InputError(f"bad time range start={start} duration={duration}: need start >= 0 and duration > 0")
+    check_time_range(start, duration)
+    for what, fps in (("clip", clip_fps), ("sync", sync_fps)):
+        if not _finite(fps) or fps <= 0:
+            raise InputError(f"{what} frame rate must be a finite number > 0, got {fps!r}")
     p = _check_file(path)
     info = probe_video(p)
+    if start >= info.duration > 0:
+        raise InputError(f"start {start:g} s is at or after the end of {p} ({info.duration:.2f} s): "
+                         f"use a start time in [0, {info.duration:.2f})")
+    strict = _TRUNCATION.get() == "error" if strict is None else strict
     container = _open(p)
     try:
         return _decode(container, p, info, start, duration, clip_fps, clip_size, sync_fps, sync_size,
-                       sync_geometry, keep_original, quiet, frame_rule)
+                       sync_geometry, keep_original, quiet, frame_rule, strict)
     except _DECODE_ERRORS as e:
         raise InputError(f"cannot decode {p} ({_short(e)}): the file is corrupt; "
                          "re-encode it, e.g. `ffmpeg -i IN -c:v libx264 OUT.mp4`") from e
@@ -349,8 +404,20 @@ def decode_video(path: str | os.PathLike, start: float = 0.0, duration: float | 
         container.close()
 
 
+def _finite(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def check_time_range(start: float, duration: float | None) -> None:
+    """`start` a finite number >= 0 s, `duration` None or a finite number > 0 s (else a one-line InputError)."""
+    if not _finite(start) or start < 0:
+        raise InputError(f"start must be a finite number of seconds >= 0, got {start!r}")
+    if duration is not None and (not _finite(duration) or duration <= 0):
+        raise InputError(f"duration must be a finite number of seconds > 0, got {duration!r}")
+
+
 def _decode(container, p, info, start, duration, clip_fps, clip_size, sync_fps, sync_size, sync_geometry,
-            keep_original, quiet, frame_rule) -> DecodedVideo:
+            keep_original, quiet, frame_rule, strict=False) -> DecodedVideo:
     stream = _video_stream(container, p)
     stream.thread_type = "AUTO"
     end = None if duration is None else start + duration
@@ -379,8 +446,9 @@ def _decode(container, p, info, start, duration, clip_fps, clip_size, sync_fps, 
             log.debug("seek failed in %s (%s); decoding from the beginning", p, _short(e))
             container.seek(0)
     bar = tqdm(total=info.n_frames or None, desc=f"decode {p.name}", unit="frame", disable=quiet, leave=False)
+    errors: list[str] = []
     try:
-        for rel, frame in iter_frames(container, stream, p, start, end, t0):
+        for rel, frame in iter_frames(container, stream, p, start, end, t0, errors):
             bar.update(1)
             i = n_seen
             n_seen += 1
@@ -403,6 +471,18 @@ def _decode(container, p, info, start, duration, clip_fps, clip_size, sync_fps, 
     if prev is None:
         raise InputError(f"{p} has no video frames after {start:.2f} s: check the start time / the file")
     available = last_time + last_dur  # the last frame stays on screen for its duration
+    # Truncated: the frames end before the range asked for, as far as the container says the video goes.
+    wanted = info.duration if end is None else (min(end, info.duration) if info.duration > 0 else end)
+    slack = max(TRUNCATION_SLACK_FRAMES * last_dur, TRUNCATION_SLACK_SECONDS)
+    truncated = (info.duration > 0 and available < wanted - slack) or bool(errors)
+    if truncated:
+        why = f": {errors[0]}" if errors else ""
+        msg = (f"{p} is truncated or damaged: its frames end at {available:.2f} s but the container says "
+               f"{info.duration:.2f} s{why}")
+        if strict:
+            raise InputError(f"{msg}; re-encode or re-download it, or drop --strict to use the {available:.2f} s "
+                             "that decode")
+        log.warning("%s; using the %.2f s that decode", msg, available)
     eff_end = available if end is None else min(end, available)
     eff_duration = max(0.0, eff_end - start)
     n_clip = int(math.floor(clip_fps * eff_duration + 1e-6))
@@ -420,4 +500,4 @@ def _decode(container, p, info, start, duration, clip_fps, clip_size, sync_fps, 
         sync_geometry=sync_geometry, info=info,
         original_frames=torch.stack(originals) if keep_original and originals else None,
         original_times=torch.tensor(original_times, dtype=torch.float64) if keep_original else None,
-        frame_rule=frame_rule)
+        frame_rule=frame_rule, truncated=truncated)
