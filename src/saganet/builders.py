@@ -102,7 +102,7 @@ def _load_released(name: str, src: _Sources, load: Callable[[dict], T]) -> T:
         ok = md5 is None or weights.md5sum(path) == md5
         fix = ("it passes its MD5 check, so this is a bug in saganet: please report it" if ok else
                f"it fails its MD5 check (corrupt, tampered or another file): delete it and run "
-               f"`saganet weights download {src.variant}`, or give fine-tuned weights with --weights FILE")
+               f"`saganet weights download {src.variant}`")
         raise CheckpointError(f"cannot use {name} from {path.parent} ({str(e).splitlines()[0]}); {fix}") from e
 
 

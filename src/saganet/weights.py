@@ -534,11 +534,15 @@ def resolve_hub(model: str | HubModel, offline: bool | None = None, needed_by: s
     if is_offline() if offline is None else offline:
         raise CheckpointError(f"model {hub.repo_id} is not in the Hugging Face cache ({hub_cache_dir()}) and "
                               f"{_offline_reason()}: {_download_hint(needed_by, hub.key)}")
-    try:
-        from huggingface_hub import hf_hub_download, snapshot_download
+    from huggingface_hub import hf_hub_download, snapshot_download
+    from huggingface_hub.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
 
+    was_disabled = are_progress_bars_disabled()
+    if quiet:
+        disable_progress_bars()
+    try:
         cache = hub_cache_dir()
-        if hub.files:
+        if hub.files:  # one progress bar per file (huggingface_hub's)
             paths = [Path(hf_hub_download(hub.repo_id, f, cache_dir=cache)) for f in hub.files]
             return paths[0].parent
         return Path(snapshot_download(hub.repo_id, cache_dir=cache))
@@ -546,6 +550,9 @@ def resolve_hub(model: str | HubModel, offline: bool | None = None, needed_by: s
         why = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise CheckpointError(f"model {hub.repo_id} unavailable: download failed ({why}); "
                               f"{_download_hint(needed_by, hub.key)}") from e
+    finally:
+        if quiet and not was_disabled:
+            enable_progress_bars()
 
 
 def resolve_model(key: str | HubModel, offline: bool | None = None, needed_by: str | None = None,

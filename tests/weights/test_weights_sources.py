@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from saganet import weights
@@ -137,3 +139,35 @@ def test_files_of_a_feature_registry_take_the_same_route(tmp_path, monkeypatch):
     monkeypatch.setenv(weights.env_var("Cnn14_16k_mAP=0.438.pth"), str(f))
     assert weights.env_var("Cnn14_16k_mAP=0.438.pth") == "SAGANET_MODEL_DIR_CNN14_16K_MAP_0_438_PTH"
     assert weights.resolve("Cnn14_16k_mAP=0.438.pth", registry=reg, offline=True) == f
+
+
+def test_hub_download_goes_to_the_hf_cache_and_fails_in_one_line(monkeypatch, tmp_path):
+    import huggingface_hub
+    from huggingface_hub.utils import are_progress_bars_disabled
+
+    calls = []
+
+    def fake_download(repo_id, filename, cache_dir=None, **kw):
+        calls.append((repo_id, filename, Path(cache_dir)))
+        p = Path(cache_dir) / "snap" / filename
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text("x")
+        return str(p)
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_download)
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    folder = weights.resolve_hub("bigvgan", quiet=True)
+    assert folder == weights.hub_cache_dir() / "snap"
+    assert calls == [("nvidia/bigvgan_v2_44khz_128band_512x", f, weights.hub_cache_dir())
+                     for f in ("config.json", "bigvgan_generator.pt")]
+    assert not are_progress_bars_disabled()  # quiet is undone afterwards
+
+    def failing(*a, **kw):
+        raise OSError("connection refused\nmore detail")
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", failing)
+    with pytest.raises(CheckpointError) as e:
+        weights.resolve_hub("grounding-dino-tiny")
+    msg = str(e.value)
+    assert "\n" not in msg and "download failed (connection refused)" in msg
+    assert "saganet weights download grounding-dino-tiny" in msg and "SAGANET_MODEL_DIR_GROUNDING_DINO_TINY" in msg
