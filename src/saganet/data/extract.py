@@ -100,8 +100,8 @@ def _fit(x: torch.Tensor, n: int) -> torch.Tensor:
 
 @torch.no_grad()
 def item_features(model, item: ExtractItem, duration: float, device: str = "cpu") -> dict[str, torch.Tensor]:
-    """The four feature tensors of one item (batch dimension removed)."""
-    seq = model.seq
+    """The four feature tensors of one item (batch dimension removed), sized for `duration` seconds."""
+    seq = model.seq_for(duration) if hasattr(model, "seq_for") else model.seq
     sr = model.sample_rate
     wav, _ = read_audio_window(item.audio, 0.0, duration, rate=sr, mono=True)
     n = int(round(duration * sr))
@@ -188,11 +188,9 @@ def extract(root: str | os.PathLike, out: str | os.PathLike, variant: str = "tin
     rank, world, ours = _dist_info()
     try:
         model = model if model is not None else load_model(variant, device)
-        if duration is not None:
-            if not math.isfinite(duration) or duration <= 0:
-                raise InputError(f"bad duration {duration}: use seconds > 0")
-            model.set_duration(duration)
-        duration = float(model.seq.duration)
+        if duration is not None and (not math.isfinite(duration) or duration <= 0):
+            raise InputError(f"bad duration {duration}: use seconds > 0")
+        duration = float(model.seq.duration if duration is None else duration)
         items = list_items(root, splits, verified_only)
         if not items:
             raise InputError(f"no items to extract under {root} (ingested, masked and accepted clips)")
