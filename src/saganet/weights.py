@@ -108,8 +108,9 @@ REGISTRY: dict[str, WeightFile] = {f.name: f for f in (
                ("data_mean", "data_std", "decoder.*")),
     WeightFile("synchformer_state_dict.pth", f"{_GH_MMAUDIO}/synchformer_state_dict.pth",
                "5b2f5594b0730f70e41e549b7c94390c", 907 * _M, ("vfeat_extractor.*",)),
-    # Not in the reference's download list (no MD5 published); needed for training only.
-    WeightFile("empty_string.pth", f"{_GH_MMAUDIO}/empty_string.pth", None, None, ("<tensor>",)),
+    # Not in the reference's download list (no MD5 published); needed for training only. A (1, 77, 1024) fp32
+    # tensor: ~0.32 MB.
+    WeightFile("empty_string.pth", f"{_GH_MMAUDIO}/empty_string.pth", None, 316 * 1000, ("<tensor>",)),
     # Sizes not published: DiT (157.8 M with LoRA / 157.4 M) + SynchformerWithContext (207.9 M) fp32.
     WeightFile("saganet.pth", f"{SAGANET_PUB_URL}/ckpts/saganet.pth", "4f3a0ebe86bdf956db289894ec531f5e",
                1465 * _M, ("network", "synchformer", "lora")),
