@@ -195,8 +195,9 @@ def test_download_one_model_and_bad_names(released, capsys, tmp_path):
     assert code == 0 and str(snap) in out
     code, _, err = run(capsys, "weights", "download", "sam2")  # offline, not cached: one line naming the fix
     assert code == 2 and "facebook/sam2.1-hiera-tiny" in err and "saganet weights download sam2.1-tiny" in err
-    code, _, err = run(capsys, "weights", "download", "huge_99k")
-    assert code == 2 and "neither a variant" in err and "saganet_small" in err
+    for bad in ("huge_99k", "my_model.pth"):
+        code, _, err = run(capsys, "weights", "download", bad)
+        assert code == 2 and "neither a variant" in err and "saganet_small" in err and "sam2.1-tiny" in err
 
 
 def test_verify_cached_files(released, tiny_registry, capsys):

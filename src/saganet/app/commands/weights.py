@@ -158,6 +158,8 @@ def cmd_download(args) -> int:
     else:
         try:
             key = weights.canonical_key(args.variant)
+            if key not in weights.REGISTRY and key not in weights.HUB_MODELS and key != weights.ALL_KEY:
+                raise InputError(key)
         except InputError:
             raise InputError(f"'{args.variant}' is neither a variant ({', '.join(registry.VARIANTS)}) nor a model "
                              f"key ({', '.join(weights.model_keys()[:-1])})") from None
