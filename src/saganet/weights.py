@@ -9,8 +9,8 @@ One place answers "where is model X read from" (`model_source`) and every loader
    names). KEY is a hub model (`clip`, `bigvgan_v2` or `bigvgan`, `sam2.1-tiny` or `sam2`,
    `grounding-dino-tiny`), a registry file name (`saganet.pth=PATH`, a file or a folder holding it), or
    `all`: one folder holding the released files by name and hub models as sub-folders named after
-   their repository (`DFN5B-CLIP-ViT-H-14-384/`, `bigvgan_v2_44khz_128band_512x/`, what
-   `hf download REPO --local-dir FOLDER/NAME` writes);
+   their repository (`DFN5B-CLIP-ViT-H-14-384/` or `DFN5B-CLIP-ViT-H-14-378/`, `bigvgan_v2_44khz_128band_512x/`,
+   what `hf download REPO FILES --local-dir FOLDER/NAME` writes);
 2. registry files: the cache `$SAGANET_HOME/weights` (default: the platform's user cache folder
    `saganet`); hub models: the Hugging Face cache (`HF_HUB_CACHE`, `HF_HOME/hub`, or `~/.cache/huggingface`);
 3. a download into that cache, unless downloads are off (`SAGANET_OFFLINE=1` or `HF_HUB_OFFLINE=1`, or
@@ -79,11 +79,20 @@ class HubModel:
     repo_id: str
     files: tuple[str, ...] = ()
     size: int | None = None
+    other_repo_ids: tuple[str, ...] = ()  # the same files under another (e.g. renamed) repository id
+
+    @property
+    def repo_ids(self) -> tuple[str, ...]:
+        return (self.repo_id, *self.other_repo_ids)
+
+    @property
+    def folder_names(self) -> tuple[str, ...]:
+        """Sub-folder names looked up under a `--model-dir all=FOLDER` (the repositories' names)."""
+        return tuple(r.split("/")[-1] for r in self.repo_ids)
 
     @property
     def folder_name(self) -> str:
-        """The sub-folder name looked up under a `--model-dir all=FOLDER` (the repository's name)."""
-        return self.repo_id.split("/")[-1]
+        return self.folder_names[0]
 
 
 # Sizes: the fp32 parameter count of each state dict (from the reference manifests) x 4 bytes, rounded.
@@ -118,11 +127,13 @@ REGISTRY: dict[str, WeightFile] = {f.name: f for f in (
                "c9fe7b24c6c72574feac27731575d99e", 1461 * _M, ("network", "synchformer")),
 )}
 
-# Sizes approximate: DFN5B ViT-H-14 (~0.99 B parameters) fp32; BigVGAN v2 generator 122.2 M parameters
-# fp32; SAM 2.1 / Grounding DINO from their published parameter counts x 4 bytes (weights file only).
+# Sizes approximate. CLIP: the hub's file page lists open_clip_pytorch_model.bin at 3.95 GB (the repository is
+# listed as apple/DFN5B-CLIP-ViT-H-14-378 on the hub; the reference asks for the -384 id). BigVGAN v2: the hub
+# lists bigvgan_generator.pt at 489 MB (= 122.2 M fp32 parameters; its 1.53 GB discriminator/optimizer file is
+# not needed). SAM 2.1 / Grounding DINO: published parameter counts x 4 bytes (weights file only).
 HUB_MODELS: dict[str, HubModel] = {h.key: h for h in (
     HubModel("clip", "apple/DFN5B-CLIP-ViT-H-14-384", ("open_clip_config.json", "open_clip_pytorch_model.bin"),
-             int(3.9 * _G)),
+             int(3.95 * _G), ("apple/DFN5B-CLIP-ViT-H-14-378",)),
     HubModel("bigvgan_v2", "nvidia/bigvgan_v2_44khz_128band_512x", ("config.json", "bigvgan_generator.pt"),
              489 * _M),
     HubModel("sam2.1-tiny", "facebook/sam2.1-hiera-tiny", (), 156 * _M),
@@ -334,15 +345,17 @@ def _hf_cached(hub: HubModel) -> Path | None:
     from huggingface_hub import snapshot_download, try_to_load_from_cache
 
     cache = hub_cache_dir()
-    if hub.files:
-        found = [try_to_load_from_cache(hub.repo_id, f, cache_dir=cache) for f in hub.files]
-        if all(isinstance(p, str) for p in found):
-            return Path(found[0]).parent
-        return None
-    try:
-        return Path(snapshot_download(hub.repo_id, cache_dir=cache, local_files_only=True))
-    except Exception:  # not cached (huggingface_hub raises several types)
-        return None
+    for repo_id in hub.repo_ids:
+        if hub.files:
+            found = [try_to_load_from_cache(repo_id, f, cache_dir=cache) for f in hub.files]
+            if all(isinstance(p, str) for p in found):
+                return Path(found[0]).parent
+            continue
+        try:
+            return Path(snapshot_download(repo_id, cache_dir=cache, local_files_only=True))
+        except Exception:  # not cached (huggingface_hub raises several types)
+            continue
+    return None
 
 
 def _hf_repo_folder(hub: HubModel) -> Path:
@@ -371,9 +384,12 @@ def _check_hub_folder(hub: HubModel, folder: Path) -> str:
 
 def _hub_source(hub: HubModel, dirs: Mapping[str, LocalDir]) -> ModelSource:
     given = dirs.get(hub.key)
-    if given is None and ALL_KEY in dirs and (dirs[ALL_KEY].path / hub.folder_name).is_dir():
+    if given is None and ALL_KEY in dirs:
         d = dirs[ALL_KEY]
-        given = LocalDir(d.path / hub.folder_name, d.origin, d.where)
+        for name in hub.folder_names:
+            if (d.path / name).is_dir():
+                given = LocalDir(d.path / name, d.origin, d.where)
+                break
     if given is not None:
         problem = _check_hub_folder(hub, given.path)
         size = _folder_size(given.path, hub.files) if not problem else hub.size

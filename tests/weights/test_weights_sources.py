@@ -171,3 +171,15 @@ def test_hub_download_goes_to_the_hf_cache_and_fails_in_one_line(monkeypatch, tm
     msg = str(e.value)
     assert "\n" not in msg and "download failed (connection refused)" in msg
     assert "saganet weights download grounding-dino-tiny" in msg and "SAGANET_MODEL_DIR_GROUNDING_DINO_TINY" in msg
+
+
+def test_clip_under_its_other_hub_name(tmp_path):
+    """The DFN5B CLIP files fetched as apple/DFN5B-CLIP-ViT-H-14-378 (the hub's listed name) are found too."""
+    from conftest import hf_cache_layout
+
+    src = _clip_folder(tmp_path / "src")
+    snap = hf_cache_layout(weights.hub_cache_dir(), "apple/DFN5B-CLIP-ViT-H-14-378", src)
+    assert weights.resolve_hub("clip", offline=True) == snap
+    root = tmp_path / "all"
+    _clip_folder(root / "DFN5B-CLIP-ViT-H-14-378")
+    assert weights.model_source("clip", {"all": str(root)}).path == root / "DFN5B-CLIP-ViT-H-14-378"
