@@ -167,8 +167,11 @@ def _cmd_batch(args, models) -> int:
     if per_job:
         raise InputError(f"{per_job[0]} is given per job in the jobs file, not with --batch: "
                          "put it in the job's line")
+    from saganet.app.outputs import check_output_target
+
     base = base_request(args)
     base.validate_settings()  # the command line's own settings, once: a bad one fails the batch before any job
+    check_output_target(args.output)
     jobs = read_jobs(args.batch, args.output)
     summary = run_batch(jobs, lambda job: run_request(job_request(base, job), models), args.output,
                         quiet=args.quiet, check=lambda job: job_request(base, job))
