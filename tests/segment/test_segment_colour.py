@@ -240,6 +240,7 @@ def test_cli_click_and_text_on_a_toy_clip(tmp_path, capsys):
     (["--point", "500,2"], "outside the frame"),
     (["--segmenter", "nope", "--point", "2,2"], "unknown segmenter"),
     ([], "no prompts"),
+    (["--model-dir", "nokey", "--point", "2,2"], "MODEL=PATH"),
 ])
 def test_cli_bad_input_writes_nothing(tmp_path, extra, what):
     sc, _ = scene(0)

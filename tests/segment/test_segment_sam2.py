@@ -224,7 +224,7 @@ def test_loads_a_local_checkpoint_through_resolve_hub(tmp_path, monkeypatch):
     proc.save_pretrained(tmp_path / "ckpt")
     seen = []
 
-    def fake_resolve(hub, offline=None):
+    def fake_resolve(hub, offline=None, **kw):
         seen.append(hub.repo_id)
         return tmp_path / "ckpt"
 
@@ -236,9 +236,27 @@ def test_loads_a_local_checkpoint_through_resolve_hub(tmp_path, monkeypatch):
     assert segment_video(frames(n=3), [("point", "4,4")], seg, fps=FPS).objects[0].masks.shape == (3, H, W)
 
 
+def test_local_folder_through_model_dirs(tmp_path):
+    """The weights module's local-folder route (`--model-dir sam2.1-tiny=PATH`) with a saved tiny model; a
+    folder without the model is a one-line CheckpointError."""
+    model, proc = tiny_sam2(seed=3)
+    model.save_pretrained(tmp_path / "sam")
+    proc.save_pretrained(tmp_path / "sam")
+    res = segment_video(frames(n=3), [("point", "4,4")], "sam2.1-tiny", fps=FPS, device="cpu",
+                        model_dirs={"sam2.1-tiny": str(tmp_path / "sam")})
+    assert res.model == "facebook/sam2.1-hiera-tiny" and res.objects[0].masks.shape == (3, H, W)
+    (tmp_path / "junk").mkdir()
+    (tmp_path / "junk" / "notes.txt").write_text("x")
+    with pytest.raises(CheckpointError, match="cannot load facebook/sam2.1-hiera-tiny") as e:
+        segment_video(frames(n=3), [("point", "4,4")], "sam2.1-tiny", fps=FPS,
+                      model_dirs={"sam2.1-tiny": str(tmp_path / "junk")})
+    assert "\n" not in str(e.value)
+
+
 def test_offline_without_weights_names_the_download_command(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty"))
-    with pytest.raises(CheckpointError, match="hf download facebook/sam2.1-hiera-small") as e:
+    monkeypatch.delenv("SAGANET_MODEL_DIR_SAM2.1-SMALL", raising=False)
+    with pytest.raises(CheckpointError, match="saganet weights download sam2.1-small") as e:
         segment_video(frames(n=2), [("point", "4,4")], "sam2.1-small", fps=FPS, offline=True)
     assert "\n" not in str(e.value)
 
@@ -298,8 +316,8 @@ def test_cli_runs_sam_and_grounding_from_local_checkpoints(tmp_path, monkeypatch
     gd_model.save_pretrained(tmp_path / "gd")
     gd_proc.save_pretrained(tmp_path / "gd")
     dirs = {"facebook/sam2.1-hiera-tiny": tmp_path / "sam", "IDEA-Research/grounding-dino-tiny": tmp_path / "gd"}
-    monkeypatch.setattr("saganet.segment.sam2.resolve_hub", lambda hub, offline=None: dirs[hub.repo_id])
-    monkeypatch.setattr("saganet.segment.grounding.resolve_hub", lambda hub, offline=None: dirs[hub.repo_id])
+    monkeypatch.setattr("saganet.segment.sam2.resolve_hub", lambda hub, offline=None, **kw: dirs[hub.repo_id])
+    monkeypatch.setattr("saganet.segment.grounding.resolve_hub", lambda hub, offline=None, **kw: dirs[hub.repo_id])
     video = tmp_path / "clip.mp4"
     write_video(video, frames(n=6), FPS)
     parser = argparse.ArgumentParser(prog="saganet")

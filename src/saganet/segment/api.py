@@ -49,8 +49,10 @@ DEFAULT_LEARNED = "sam2.1-tiny"  # the CPU default: 39 M parameters
 
 
 def make_segmenter(name: str, palette: dict[str, tuple[int, int, int]] | None = None,
-                   device: str | torch.device | None = None, offline: bool | None = None):
-    """A segmenter by name ("color", "sam2.1-tiny", ...). Learned ones load their weights here."""
+                   device: str | torch.device | None = None, offline: bool | None = None,
+                   model_dirs: dict | None = None):
+    """A segmenter by name ("color", "sam2.1-tiny", ...). Learned ones load their weights here, through
+    saganet.weights (`model_dirs`: model key -> local folder, as for `--model-dir`)."""
     key = str(name).strip().lower().replace("colour", "color")
     if key == "color":
         from saganet.segment.colour import ColourSegmenter
@@ -59,7 +61,7 @@ def make_segmenter(name: str, palette: dict[str, tuple[int, int, int]] | None = 
     if key in SAM2_MODELS:
         from saganet.segment.sam2 import Sam2Segmenter
 
-        return Sam2Segmenter.from_hub(key, device=device, offline=offline)
+        return Sam2Segmenter.from_hub(key, device=device, offline=offline, model_dirs=model_dirs)
     raise InputError(f"unknown segmenter '{name}': choose one of {', '.join(SEGMENTERS)}")
 
 
@@ -138,7 +140,7 @@ def segment_video(video: str | os.PathLike | VideoFrames | DecodedVideo | np.nda
                   fps: float | None = None, palette: dict[str, tuple[int, int, int]] | None = None,
                   max_objects: int = 5, min_score: float = 0.3, propagate_fps: float | None = None,
                   device: str | torch.device | None = None, offline: bool | None = None,
-                  keep_frames: bool = True) -> SegmentationResult:
+                  model_dirs: dict | None = None, keep_frames: bool = True) -> SegmentationResult:
     """Segment the prompted objects over the whole clip.
 
     `video`: a file, a `DecodedVideo` decoded with `keep_original=True`, `VideoFrames`, or a (T, H, W, 3)
@@ -162,7 +164,7 @@ def segment_video(video: str | os.PathLike | VideoFrames | DecodedVideo | np.nda
     timings["decode"] = time.perf_counter() - t0
     objects = validate_prompts(objects, frames.size, frames.times, frames.end)
     t0 = time.perf_counter()
-    seg = make_segmenter(segmenter, palette=palette, device=device, offline=offline) \
+    seg = make_segmenter(segmenter, palette=palette, device=device, offline=offline, model_dirs=model_dirs) \
         if isinstance(segmenter, str) else segmenter
     timings["load_model"] = time.perf_counter() - t0
     t0 = time.perf_counter()

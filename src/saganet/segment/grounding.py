@@ -6,7 +6,7 @@ score is highest and up to `max_objects` of its boxes (one object per match); th
 call `detect` themselves to apply their own rule (consistency across key frames, size, ...).
 
 The hub model is `IDEA-Research/grounding-dino-tiny` (172 M parameters, Swin-T + BERT-base), resolved through
-saganet.weights (cached, offline error naming the download command).
+saganet.weights (a local folder, the hub cache or a download; offline, a one-line error naming the command).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from saganet import weights
 from saganet.errors import CheckpointError
 from saganet.weights import HubModel, resolve_hub
 
@@ -77,17 +78,28 @@ class Grounder:
         self.model_id = model_id
 
     @classmethod
-    def from_hub(cls, device: str | torch.device = "cpu", offline: bool | None = None) -> Grounder:
+    def from_hub(cls, device: str | torch.device = "cpu", offline: bool | None = None,
+                 model_dirs: dict | None = None) -> Grounder:
+        """Load Grounding DINO tiny through saganet.weights (local folder, hub cache or download)."""
         from transformers import GroundingDinoForObjectDetection, GroundingDinoProcessor
 
         try:
-            path = resolve_hub(GROUNDING_DINO, offline=offline)
+            hub = weights.hub_model(GROUNDING_DINO.key)
+        except CheckpointError:
+            hub = GROUNDING_DINO
+        try:
+            path = resolve_hub(hub, offline=offline, model_dirs=model_dirs)
         except CheckpointError as e:
-            raise CheckpointError(f"text prompts need {GROUNDING_DINO.repo_id}, which is not available: fetch it "
-                                  f"with `hf download {GROUNDING_DINO.repo_id}` (internet access), or click "
-                                  f"instead of typing ({str(e).split(':')[0]})") from e
-        model = GroundingDinoForObjectDetection.from_pretrained(path)
-        return cls(model, GroundingDinoProcessor.from_pretrained(path), device, GROUNDING_DINO.repo_id)
+            raise CheckpointError(f"text prompts need {hub.repo_id}: {str(e).splitlines()[0]} (or click on the "
+                                  "object instead of naming it)") from e
+        try:
+            model = GroundingDinoForObjectDetection.from_pretrained(path)
+            processor = GroundingDinoProcessor.from_pretrained(path)
+        except (OSError, ValueError, KeyError, RuntimeError) as e:
+            raise CheckpointError(f"cannot load {hub.repo_id} from {path} ({str(e).splitlines()[0][:200]}): "
+                                  "expected a copy of the hub repository (config.json, model.safetensors, "
+                                  "tokenizer and processor files)") from e
+        return cls(model, processor, device, hub.repo_id)
 
     @torch.inference_mode()
     def detect(self, frames: np.ndarray, text: str, key_frames: list[int], min_score: float = 0.3,

@@ -32,6 +32,7 @@ import logging
 import numpy as np
 import torch
 
+from saganet import weights
 from saganet.errors import CheckpointError, InputError
 from saganet.segment.frames import VideoFrames
 from saganet.segment.grounding import Grounder, choose_detections, default_key_frames
@@ -45,9 +46,13 @@ __all__ = ["Sam2Segmenter", "hub_model"]
 
 
 def hub_model(key: str) -> HubModel:
+    """The hub model of a SAM 2.1 size ("sam2.1-tiny", ...), as registered in saganet.weights."""
     from saganet.segment.api import SAM2_MODELS
 
-    return HubModel(key, SAM2_MODELS[key])
+    try:
+        return weights.hub_model(key)
+    except CheckpointError:  # not registered there: the hub id alone is enough to fetch it
+        return HubModel(key, SAM2_MODELS[key])
 
 
 class Sam2Segmenter:
@@ -55,38 +60,43 @@ class Sam2Segmenter:
 
     def __init__(self, model, processor, name: str = "sam2", model_id: str = "?",
                  device: str | torch.device = "cpu", grounder: Grounder | None = None,
-                 offline: bool | None = None, key_frames: int = 3):
+                 offline: bool | None = None, key_frames: int = 3, model_dirs: dict | None = None):
         self.model = model.eval().to(device)
         self.processor = processor
         self.name, self.model_id = name, model_id
         self.device = torch.device(device)
         self.dtype = next(model.parameters()).dtype
         self._grounder = grounder
-        self.offline = offline
+        self.offline, self.model_dirs = offline, model_dirs
         self.key_frames = key_frames
 
     @classmethod
-    def from_hub(cls, key: str, device: str | torch.device | None = None, offline: bool | None = None
-                 ) -> Sam2Segmenter:
-        """Load `facebook/sam2.1-hiera-*` from the hub cache (download unless offline)."""
+    def from_hub(cls, key: str, device: str | torch.device | None = None, offline: bool | None = None,
+                 model_dirs: dict | None = None) -> Sam2Segmenter:
+        """Load `facebook/sam2.1-hiera-*` through saganet.weights: a local folder given for the model
+        (`model_dirs`, environment, config file), else the hub cache, else a download unless offline."""
         from transformers import Sam2VideoModel, Sam2VideoProcessor
 
         hub = hub_model(key)
         try:
-            path = resolve_hub(hub, offline=offline)
+            path = resolve_hub(hub, offline=offline, model_dirs=model_dirs)
         except CheckpointError as e:
-            raise CheckpointError(f"segmenter {key} needs {hub.repo_id}, which is not available: fetch it with "
-                                  f"`hf download {hub.repo_id}` (internet access), or use --segmenter color on "
-                                  f"flat-coloured scenes ({str(e).split(':')[0]})") from e
+            raise CheckpointError(f"segmenter {key} needs {hub.repo_id}: {str(e).splitlines()[0]} (or use "
+                                  "--segmenter color on flat-coloured scenes)") from e
         dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        model = Sam2VideoModel.from_pretrained(path)
-        seg = cls(model, Sam2VideoProcessor.from_pretrained(path), key, hub.repo_id, dev, offline=offline)
-        return seg
+        try:
+            model = Sam2VideoModel.from_pretrained(path)
+            processor = Sam2VideoProcessor.from_pretrained(path)
+        except (OSError, ValueError, KeyError, RuntimeError) as e:
+            raise CheckpointError(f"cannot load {hub.repo_id} from {path} ({str(e).splitlines()[0][:200]}): "
+                                  "expected a copy of the hub repository (config.json, model.safetensors, "
+                                  "processor_config.json)") from e
+        return cls(model, processor, key, hub.repo_id, dev, offline=offline, model_dirs=model_dirs)
 
     @property
     def grounder(self) -> Grounder:
         if self._grounder is None:
-            self._grounder = Grounder.from_hub(self.device, self.offline)
+            self._grounder = Grounder.from_hub(self.device, self.offline, self.model_dirs)
         return self._grounder
 
     # ------------------------------------------------------------------------------------- text

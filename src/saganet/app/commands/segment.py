@@ -53,6 +53,8 @@ def register(sub) -> argparse.ArgumentParser:
                    help="segment only this many frames per second and interpolate the rest (faster, less exact)")
     p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     p.add_argument("--offline", action="store_true", help="never download model weights")
+    p.add_argument("--model-dir", action="append", default=[], metavar="MODEL=PATH",
+                   help="read a model from a plain local folder, e.g. sam2.1-tiny=~/sam2.1-hiera-tiny")
     p.add_argument("--no-preview", action="store_true", help="do not write preview.mp4")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.set_defaults(func=run, prompts=None)
@@ -74,12 +76,18 @@ def run(args) -> int:
         raise InputError(f"unknown segmenter '{args.segmenter}': choose one of {', '.join(SEGMENTER_CHOICES)}")
     if not args.prompts:
         raise InputError("no prompts: give at least one --point X,Y, --box X0,Y0,X1,Y1 or --text WORDS")
+    model_dirs = {}
+    for item in args.model_dir:
+        key, sep, path = str(item).partition("=")
+        if not sep or not key.strip() or not path.strip():
+            raise InputError(f"--model-dir '{item}' must look like MODEL=PATH, e.g. sam2.1-tiny=~/sam2.1-hiera-tiny")
+        model_dirs[key.strip()] = path.strip()
     objects = parse_prompt_args(args.prompts)
     known = [o.name for o in objects if o.text is None]
     check_outputs(args.output, known, overwrite=args.overwrite, preview=not args.no_preview)
     res = segment_video(args.video, objects, args.segmenter, palette=toy_palette(),
                         max_objects=args.max_objects, min_score=args.min_score, propagate_fps=args.propagate_fps,
-                        device=args.device, offline=True if args.offline else None)
+                        device=args.device, offline=True if args.offline else None, model_dirs=model_dirs or None)
     paths = write_segmentation(res, args.output, overwrite=args.overwrite, preview=not args.no_preview)
     n = len(res.times)
     for o in res.objects:
