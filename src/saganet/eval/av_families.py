@@ -114,14 +114,16 @@ class DeSyncFamily:
     def _video_features(self, ctx, it: EvalItem, emb, focal: bool) -> np.ndarray:
         from saganet.io.video import decode_video
 
-        dur = ctx.opts.duration
-        size = emb.frame_size
+        dur, size = ctx.opts.duration, emb.frame_size
         if not focal:
-            v = decode_video(it.video, duration=dur, clip_size=32, sync_size=size, quiet=True)
+            # av-benchmark: shorter side resized to 224 (bicubic), centre crop, [-1, 1]
+            v = decode_video(it.video, duration=dur, clip_size=32, sync_size=size, sync_geometry="center_crop",
+                             quiet=True)
             return emb.embed_video(v.sync_frames)
         from saganet.focal import focal_crop
         from saganet.io.masks import MaskSpec, load_masks
 
+        # the object's focal crop as SAGANet makes it: whole frame squashed to 224, cropped around the mask
         v = decode_video(it.video, duration=dur, clip_size=32, sync_size=size, quiet=True)
         m = load_masks([MaskSpec(it.mask)], v, pad=True)[0].masks  # (T, 1, S, S)
         frames, _, _ = focal_crop(v.sync_frames[None], m[None].float(), out_size=(size, size))

@@ -1,0 +1,86 @@
+"""Seconds per clip for each metric family of `saganet evaluate` on CPU, real-size models with random
+weights: 5 s clips (generated + reference files, 44.1 kHz FLAC), 5 s 224² videos at 25 fps for DeSync.
+Per clip = one generated file and its reference through the family (loading, resampling, embedding,
+metric), embedding cache off; model build time printed separately. Prints peak RSS.
+
+    .venv/bin/python benchmarks/bench_eval.py [--threads 2] [--clips 3] [--families panns,passt,...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+
+from memory import peak_rss_mib  # benchmarks/memory.py (scripts run from benchmarks/ on sys.path)
+from saganet.eval import EvalOptions, discover_items, make_family
+from saganet.eval.runner import EvalContext
+
+EMBEDDER = {"panns": "panns", "passt": "passt", "vggish": "vggish", "clap": "clap", "desync": "synchformer",
+            "target_distractor": "panns", "toy": None}
+
+
+def make_clips(root: Path, n: int, video: bool) -> None:
+    from saganet.io.writers import write_video
+
+    rng = np.random.default_rng(0)
+    sr, L = 44100, 44100 * 5
+    t = np.arange(L) / sr
+    for d in ("gen", "ref", "videos"):
+        (root / d).mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        for d in ("gen", "ref"):
+            x = 0.3 * np.sin(2 * np.pi * (220 + 40 * i) * t) * (1 + np.sin(2 * np.pi * 3 * t)) / 2
+            sf.write(str(root / d / f"c{i}.flac"), (x + 0.01 * rng.normal(size=L)).astype(np.float32), sr)
+        if video:
+            write_video(root / "videos" / f"c{i}.mp4", rng.integers(0, 255, (125, 224, 224, 3), dtype=np.uint8), 25)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--clips", type=int, default=3)
+    ap.add_argument("--families", default="panns,passt,vggish,clap,desync,target_distractor,toy")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    fams = [f.strip() for f in args.families.split(",")]
+    if "toy" in fams:
+        import saganet.toyworld.eval_family  # noqa: F401  (registers the toy family)
+    print(f"threads {torch.get_num_threads()}, {args.clips} clips of 5 s (+ references), random full-size weights, "
+          f"load average {os.getloadavg()[0]:.1f}")
+    print("| family | build (s) | seconds per clip | peak RSS (MiB) |")
+    print("|---|---|---|---|")
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        make_clips(root, args.clips, video="desync" in fams)
+        items, _ = discover_items(root / "gen", root / "ref", root / "videos")
+        for it in items:
+            it.scene = "one_scene"  # all clips as the objects of one scene (target vs distractor)
+            it.prompt = "a violin playing"
+        for fam_name in fams:
+            opts = EvalOptions(families=(fam_name,), weights="random", size="full", progress=False)
+            ctx = EvalContext(opts, cache_dir=None)
+            t0 = time.perf_counter()
+            if EMBEDDER[fam_name]:
+                ctx.embedder(EMBEDDER[fam_name])
+            if fam_name == "toy":
+                from saganet.toyworld.eval_family import _templates
+
+                _templates()
+            build = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            res = make_family(fam_name).compute(items, ctx)
+            per_clip = (time.perf_counter() - t0) / len(items)
+            assert res.metrics, f"{fam_name}: no metric computed ({res.skipped or res.notes})"
+            print(f"| {fam_name} | {build:.1f} | {per_clip:.2f} | {peak_rss_mib():.0f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
