@@ -100,9 +100,15 @@ def _load_released(name: str, src: _Sources, load: Callable[[dict], T]) -> T:
         # Hash only on failure (the files are GBs): a file that fails its MD5 is corrupt or not the release.
         md5 = weights.REGISTRY[name].md5
         ok = md5 is None or weights.md5sum(path) == md5
-        fix = ("it passes its MD5 check, so this is a bug in saganet: please report it" if ok else
-               f"it fails its MD5 check (corrupt, tampered or another file): delete it and run "
-               f"`saganet weights download {src.variant}`")
+        given = weights.model_source(name, src.model_dirs)
+        if ok:
+            fix = "it passes its MD5 check, so this is a bug in saganet: please report it"
+        elif given.local:  # the user's own copy: never advise deleting it
+            fix = (f"it fails its MD5 check (corrupt, or not the released file): replace the copy {given.where} "
+                   f"names, or pass fine-tuned weights with --weights FILE")
+        else:
+            fix = (f"it fails its MD5 check (corrupt, tampered or another file): delete it and run "
+                   f"`saganet weights download {src.variant}`")
         raise CheckpointError(f"cannot use {name} from {path.parent} ({str(e).splitlines()[0]}); {fix}") from e
 
 

@@ -199,3 +199,13 @@ def test_released_file_that_fails_md5_names_the_fix(released, monkeypatch):
         builders.build_variant("saganet_small", model_dirs={"clip": str(released["clip"])})
     msg = str(e.value)
     assert "fails its MD5" in msg and "saganet weights download saganet_small" in msg and "\n" not in msg
+
+
+def test_user_copy_that_fails_md5_is_not_to_be_deleted(released, tmp_path):
+    bad = tmp_path / "saganet.pth"
+    torch.save({"network": {}}, bad)
+    dirs = {"all": str(released["saganet.pth"].parent), "saganet.pth": str(bad)}
+    with pytest.raises(CheckpointError) as e:
+        builders.build_variant("saganet_small", model_dirs=dirs)
+    msg = str(e.value)
+    assert "fails its MD5" in msg and f"--model-dir saganet.pth={bad}" in msg and "delete" not in msg
