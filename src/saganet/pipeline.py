@@ -15,14 +15,16 @@ from __future__ import annotations
 import logging
 import math
 import time
+import weakref
 from dataclasses import asdict, dataclass, field
 
 import torch
 
 from saganet.errors import InputError
+from saganet.feature_cache import FeatureCache, file_key, make_key, tensor_key
 from saganet.io.masks import MaskSpec, ObjectMask, load_masks
 from saganet.io.video import DEFAULT_FRAME_RULE, DecodedVideo, decode_video
-from saganet.models.generator import AudioGenerator
+from saganet.models.generator import AudioGenerator, Conditions
 from saganet.sampling import SAMPLERS, generate_latents
 
 log = logging.getLogger(__name__)
@@ -83,8 +85,12 @@ class SAGANetPipeline:
     """Holds an `AudioGenerator` on a device and runs generations with it."""
 
     def __init__(self, model: AudioGenerator, variant: str = "custom", device: str | torch.device = "cpu",
-                 dtype: torch.dtype = torch.float32) -> None:
+                 dtype: torch.dtype = torch.float32, cache: FeatureCache | None = None) -> None:
+        """`cache`: where decoded videos and CLIP / text features are reused across objects and calls
+        (default: in memory; `FeatureCache(folder)` also keeps CLIP features on disk across runs)."""
         self.variant, self.device, self.dtype = variant, torch.device(device), dtype
+        self.cache = cache if cache is not None else FeatureCache()
+        self._video_keys: dict[int, tuple[weakref.ref, str]] = {}
         self.model = model.eval().requires_grad_(False)
         self.model.to(self.device)
         # the codec stays in float32 (the vocoder is sensitive); the networks take `dtype`
@@ -95,6 +101,10 @@ class SAGANetPipeline:
         from saganet.registry import VARIANTS
 
         self.frame_rule = VARIANTS[variant].frame_rule if variant in VARIANTS else DEFAULT_FRAME_RULE
+        # identifies the frame/text encoders' weights in cache keys (a custom model never hits another's entry)
+        first = next(iter(self.model.frame_encoder.parameters()), None)
+        self._encoder_id = (type(self.model.frame_encoder).__name__,
+                            tensor_key(first.flatten()[:4096].float()) if first is not None else "none")
 
     @classmethod
     def from_variant(cls, variant: str, device: str = "cpu", dtype: torch.dtype = torch.float32,
@@ -120,9 +130,49 @@ class SAGANetPipeline:
         elif duration > self.trained_duration and not allow_longer:
             log.warning("duration %.2f s is longer than the model was trained on (%.2f s)", duration,
                         self.trained_duration)
-        return decode_video(path, start=start, duration=duration, clip_size=self.model.clip_size,
-                            sync_size=self.model.sync_size, sync_geometry=geometry, quiet=quiet,
-                            frame_rule=self.frame_rule)
+        # the same file with the same options decodes once per process (a second object, a second prompt)
+        key = make_key("video", file_key(path), start, duration, self.model.clip_size, self.model.sync_size, geometry,
+                       self.frame_rule)
+        video = self.cache.get(key)
+        if video is None:
+            video = decode_video(path, start=start, duration=duration, clip_size=self.model.clip_size,
+                                 sync_size=self.model.sync_size, sync_geometry=geometry, quiet=quiet,
+                                 frame_rule=self.frame_rule)
+            self.cache.put(key, video)
+        self._video_keys[id(video)] = (weakref.ref(video), key)
+        return video
+
+    def video_key(self, video: DecodedVideo) -> str:
+        """Content key of a decoded video (its file's hash and decode options, or its frames' hash)."""
+        ref = self._video_keys.get(id(video))
+        if ref is not None and ref[0]() is video:
+            return ref[1]
+        key = make_key("frames", tensor_key(video.clip_frames), video.start, video.duration)
+        self._video_keys[id(video)] = (weakref.ref(video), key)
+        return key
+
+    def encode_shared_conditions(self, video: DecodedVideo, prompts: list[str], negatives: list[str],
+                                 clip_seq_len: int, mask_away_clip: bool = False) -> Conditions:
+        """The conditions every object of a clip shares: CLIP frame features (cached per video content and
+        encoder, also on disk when the cache has a folder) and text features (cached per prompts)."""
+        m, dev, dt = self.model, self.device, self.dtype
+        clip_f = None
+        if not mask_away_clip and m.use_clip_frames:
+            key = make_key("clip", self.video_key(video), self._encoder_id, m.clip_size, clip_seq_len, str(dt))
+            hit = self.cache.get(key)
+            if hit is not None:
+                clip_f = hit["clip_f"].to(dev, dt)
+            else:
+                clip_f = m.encode_clip(video.clip_frames[None, :clip_seq_len].to(dev, dt))
+                self.cache.put(key, {"clip_f": clip_f}, persist=True)
+        tkey = make_key("text", self._encoder_id, m.empty_prompt, str(dt), prompts, negatives)
+        text = self.cache.get(tkey)
+        if text is None:
+            text = m.encode_conditions(prompts, negative_prompts=negatives, clip_seq_len=1, mask_away_clip=True)
+            self.cache.put(tkey, text)
+        conds = m.encode_conditions(prompts, clip_f=clip_f, text_f=text.text_f, clip_seq_len=clip_seq_len,
+                                    mask_away_clip=mask_away_clip or clip_f is None)
+        return Conditions(conds.clip_f, conds.text_f, text.negative_text_f)
 
     def load_masks(self, specs: list[MaskSpec], video: DecodedVideo, pad: bool = False,
                    strict: bool = False) -> list[ObjectMask]:
@@ -164,9 +214,7 @@ class SAGANetPipeline:
         t0 = time.perf_counter()
         prompts = [opt.prompts.get(nm, opt.prompt) for nm in names]
         negatives = [opt.negative_prompts.get(nm, opt.negative_prompt) for nm in names]
-        frames = None if opt.mask_away_clip else video.clip_frames[None, : seq.clip_seq_len].to(dev, dt)
-        conds = m.encode_conditions(prompts, clip_frames=frames, negative_prompts=negatives,
-                                    clip_seq_len=seq.clip_seq_len, mask_away_clip=opt.mask_away_clip)
+        conds = self.encode_shared_conditions(video, prompts, negatives, seq.clip_seq_len, opt.mask_away_clip)
         timings["encode_clip_text"] = time.perf_counter() - t0
 
         # 3. encode each object's motion with its mask (one batch)
