@@ -103,7 +103,7 @@ def test_cli_end_to_end(fake_world, tmp_path, capsys):
     capsys.readouterr()
     assert _cli("stats", str(root)) == 0
     out = capsys.readouterr().out
-    assert "10 clips, 6 classes" in out and "missing source: 1" in out
+    assert "10 clips, 6 classes" in out and "missing source: 1" in out and "cannot read as a video: 1" in out
     assert _cli("stats", str(root), "--json") == 0
     import json
 

@@ -43,6 +43,7 @@ def urmp_raw(media_dir, tmp_path_factory):
     return base, src, clip
 
 
+@pytest.mark.slow
 def test_cut_and_copy_from_real_clip(urmp_raw):
     base, src, clip = urmp_raw
     root = base / "urmp"

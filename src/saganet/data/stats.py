@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections import Counter, defaultdict
 from pathlib import Path
 
@@ -12,8 +13,10 @@ from saganet.data.verify import TABLE_NAME, read_table
 
 
 def _reason_kind(reason: str) -> str:
-    """Group failure reasons: the text before the first ':' ('missing source', 'cannot read ...')."""
-    return reason.split(":")[0].split("(")[0].strip()[:60] or "unknown"
+    """Group failure reasons: without file paths, the text before the first ':' or '(' ('missing source',
+    'cannot read as a video', ...)."""
+    text = re.sub(r"\s+", " ", re.sub(r"(?:[A-Za-z]:)?[/\\]\S+", "", reason))
+    return text.split(":")[0].split("(")[0].strip()[:60] or "unknown"
 
 
 def dataset_stats(root: str | os.PathLike) -> dict:
