@@ -151,8 +151,9 @@ def project(results: dict, sam2_s_per_frame: float | None) -> None:
     elif "ingest (1 worker)" in r224:
         rows.append(("ingest (224 px source, 1 worker)", r224["ingest (1 worker)"]))
     if sam2_s_per_frame:
-        rows.append((f"masks SAM 2 Hiera-T ({sam2_s_per_frame:g} s/frame x 125 x 3 key-frame passes)",
-                     3 * 125 * sam2_s_per_frame))
+        # one SAM 2 session for every candidate: a forward and a backward pass over the 125 frames at most
+        rows.append((f"masks SAM 2 Hiera-T ({sam2_s_per_frame:g} s/frame x 2 x 125 frames)",
+                     2 * 125 * sam2_s_per_frame))
     for k in ("verify", "focal"):
         if k in r224:
             rows.append((k, r224[k]))

@@ -2,9 +2,9 @@
 
 For each clip:
 1. Ground the label on K key frames (default 3, spread over the clip; `saganet.segment.grounding`'s
-   choice). For each key frame the segmenter grounds the text on that frame and propagates every match
-   over the whole clip (`saganet.segment.segment_video` with a text prompt pinned to that frame): SAM 2 +
-   Grounding DINO for real data, the colour segmenter for the toy world and the tests.
+   choice). The segmenter grounds the text on each key frame and propagates every match over the whole
+   clip (`saganet.segment.segment_video` with one text prompt pinned to each key frame, in one call):
+   SAM 2 + Grounding DINO for real data, the colour segmenter for the toy world and the tests.
 2. Candidates from different key frames that are the same instance (IoU over the clip >= `same_iou`) are
    merged into one instance.
 3. The sounding instance is chosen by this documented rule:
@@ -94,31 +94,51 @@ def key_frame_indices(n_frames: int, count: int) -> list[int]:
     return default_key_frames(n_frames, count)
 
 
+def _is_nothing_found(e: InputError) -> bool:
+    return "nothing" in str(e)
+
+
 def find_instances(frames, label: str, segmenter, strategy: MaskStrategy) -> list[Instance]:
-    """Ground `label` on the key frames and propagate each match: the distinct instances found."""
+    """Ground `label` on the key frames and propagate each match: the distinct instances found.
+
+    All key frames go to the segmenter in one call (one object per key frame and match), so SAM 2 encodes
+    each frame once for every candidate. When a key frame finds nothing the segmenter rejects the whole
+    call; the key frames are then segmented one by one and the empty ones skipped.
+    """
     from saganet.segment import ObjectPrompt, TextPrompt, segment_video
 
     keys = key_frame_indices(len(frames), strategy.key_frames)
-    instances: list[Instance] = []
-    for f in keys:
-        prompt = ObjectPrompt(label, text=TextPrompt(label, float(frames.times[f]), f))
-        try:
-            res = segment_video(frames, [prompt], segmenter, max_objects=strategy.max_candidates,
-                                min_score=strategy.min_score, keep_frames=False)
-        except InputError as e:
-            if "finds nothing" in str(e) or "nothing" in str(e):
-                log.debug("no '%s' on key frame %d: %s", label, f, e)
-                continue
+
+    def run(fs: list[int]):
+        prompts = [ObjectPrompt(f"{label}_k{f}", text=TextPrompt(label, float(frames.times[f]), f)) for f in fs]
+        res = segment_video(frames, prompts, segmenter, max_objects=strategy.max_candidates,
+                            min_score=strategy.min_score, keep_frames=False)
+        return [(tr.prompt.text.frame if tr.prompt is not None and tr.prompt.text is not None else fs[0], tr)
+                for tr in res.objects]
+
+    try:
+        found = run(keys)
+    except InputError as e:
+        if not _is_nothing_found(e):
             raise
-        for tr in res.objects:
-            score = _grounding_score(tr)
-            match = next((ins for ins in instances if clip_iou(ins.masks, tr.masks) >= strategy.same_iou), None)
-            if match is None:
-                instances.append(Instance(tr.masks, {f: score}, tr.scores))
-            else:
-                match.scores[f] = max(score, match.scores.get(f, 0.0))
-                if score >= max(match.scores.values()):  # keep the propagation of the best detection
-                    match.masks, match.track_scores = tr.masks, tr.scores
+        found = []
+        for f in keys:
+            try:
+                found += run([f])
+            except InputError as e1:
+                if not _is_nothing_found(e1):
+                    raise
+                log.debug("no '%s' on key frame %d: %s", label, f, e1)
+    instances: list[Instance] = []
+    for f, tr in found:
+        score = _grounding_score(tr)
+        match = next((ins for ins in instances if clip_iou(ins.masks, tr.masks) >= strategy.same_iou), None)
+        if match is None:
+            instances.append(Instance(tr.masks, {f: score}, tr.scores))
+        else:
+            match.scores[f] = max(score, match.scores.get(f, 0.0))
+            if score >= max(match.scores.values()):  # keep the propagation of the best detection
+                match.masks, match.track_scores = tr.masks, tr.scores
     return instances
 
 
