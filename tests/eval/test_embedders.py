@@ -172,3 +172,26 @@ def test_clap_shapes_and_text():
         assert a.shape == (16,) and abs(np.linalg.norm(a) - 1) < 1e-5
     t = e.embed_text(["violin", "a dog barking loudly"])
     assert t.shape == (2, 16) and not np.allclose(t[0], t[1])
+
+
+def test_imagebind_inputs_and_shapes():
+    from saganet.eval.embedders.imagebind import ImageBindConfig, ib_audio_clips, ib_video_clips, kaldi_fbank
+
+    fb = kaldi_fbank(sine(1000, 1, 16000))
+    assert fb.shape == (98, 128)  # snip_edges: 1 + (16000 - 400) // 160
+    assert np.isfinite(kaldi_fbank(np.zeros(16000))).all()
+    cfg = ImageBindConfig()
+    clips = ib_audio_clips(sine(440, 5, 16000), cfg)
+    assert clips.shape == (3, 1, 128, 204)
+    # clips start at 0, 1.5 and 3 s for a 5 s file: a tone starting at 3.2 s shows only in the last one
+    late = np.zeros(80000, np.float32)
+    late[int(3.2 * 16000):] = sine(440, 1.8, 16000)
+    c = ib_audio_clips(late, cfg)
+    assert c[0, ..., :198].max() < c[2, ..., :198].max() - 1  # (frames 198-203 are padding)
+    v = ib_video_clips(torch.rand(2, 3, 360, 640), cfg)
+    assert v.shape == (3, 3, 2, 224, 224)  # 3 crops x 1 clip of 2 frames
+    e = build_embedder("imagebind", "random", "tiny")
+    assert e.embed(sine(440, 5, 16000))["audio"].shape == (8,)
+    assert e.embed_frames(torch.rand(3, 3, 40, 30)).shape == (8,)
+    with pytest.raises(ValueError):
+        e.embed_frames(torch.rand(1, 3, 40, 30))

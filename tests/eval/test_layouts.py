@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from saganet.eval.embedders.imagebind import ImageBindAV
 from saganet.eval.embedders.panns import Cnn14
 from saganet.eval.embedders.passt import PaSST
 from saganet.eval.embedders.synchformer_av import SyncAVConfig, SynchformerAV
@@ -23,7 +24,8 @@ def _layout(m: torch.nn.Module) -> dict[str, list[int]]:
 
 
 @pytest.mark.parametrize("name,factory", [("panns_cnn14_16k", Cnn14), ("vggish", VGGish),
-                                          ("synchformer_av", SynchformerAV), ("passt_s", PaSST)])
+                                          ("synchformer_av", SynchformerAV), ("passt_s", PaSST),
+                                          ("imagebind_huge_av", ImageBindAV)])
 def test_layout_matches_manifest(name, factory):
     man = json.loads((DATA / f"{name}.json").read_text())
     with torch.device("meta"):

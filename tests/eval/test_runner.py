@@ -193,6 +193,11 @@ def test_desync_full_frame_and_focal_crop_with_tiny_synchformer(tmp_path):
     it = EvalItem("c0", gen / "c0.flac", ref / "c0.flac", video=vids / "c0.mp4", mask=tmp_path / "mask.mp4")
     r = make_family("desync").compute([it], EvalContext(EvalOptions(**FAST), None))
     assert set(r.rows["c0"]) == {"DeSync", "DeSync_focal"} and "DeSync_focal" in r.metrics
+    # IB-score on the same videos (frames at 0.5 fps)
+    res = evaluate_folder(gen, ref, tmp_path / "ib", EvalOptions(families=("imagebind",), **FAST), video_dir=vids)
+    assert -1.0 <= res["metrics"]["IB_score"] <= 1.0
+    ib = res["families"]["imagebind"]["skipped"]
+    assert ib["novideo"] == "no video" and "2 frames" in ib["short"]
 
 
 def test_clap_score_with_prompts_and_tiny_clap(folders, tmp_path):

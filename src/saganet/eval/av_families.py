@@ -6,6 +6,7 @@
 | `passt` | FD_PaSST (768-d), KL_PaSST (paired, softmax), IS_PaSST | refs for FD/KL |
 | `vggish` | FD_VGGish (per-0.96 s example embeddings of all files, unpaired) | refs |
 | `desync` | DeSync (s): Synchformer offset of generated audio vs its video; `DeSync_focal` on the object's focal crop when a mask is known | videos |
+| `imagebind` | IB_score: cosine of ImageBind audio (3 x 2 s clips) and vision (0.5 fps, 3 crops) embeddings | videos |
 | `clap` | CLAP score: cosine of the audio and its prompt's text embedding (LAION-CLAP HTSAT-base) | prompts |
 | `target_distractor` | accuracy and margin of PANNs-embedding cosine similarity of each generated stem to its own true stem vs the other objects' true stems | scenes with >= 2 objects and refs |
 
@@ -26,7 +27,7 @@ from saganet.eval.families import EvalItem, FamilyResult, register_family
 
 log = logging.getLogger(__name__)
 
-__all__ = ["PannsFamily", "PaSSTFamily", "ClapFamily", "VGGishFamily", "DeSyncFamily", "TargetDistractorFamily"]
+__all__ = ["PannsFamily", "PaSSTFamily", "ClapFamily", "IBFamily", "VGGishFamily", "DeSyncFamily", "TargetDistractorFamily"]
 
 
 def _progress(items, ctx, desc):
@@ -188,6 +189,36 @@ class ClapFamily:
         return res
 
 
+class IBFamily:
+    name = "imagebind"
+    description = "IB-score: cosine of ImageBind's audio embedding of each file and its video's vision embedding"
+
+    def compute(self, items: list[EvalItem], ctx) -> FamilyResult:
+        from saganet.eval.embedders.imagebind import read_frames_at
+
+        res = FamilyResult()
+        emb = ctx.embedder("imagebind")
+        scores = []
+        for it in _progress(items, ctx, "ImageBind"):
+            if it.video is None:
+                res.skipped[it.name] = "no video"
+                continue
+            try:
+                v = emb.embed_frames(read_frames_at(it.video, 0.5, ctx.opts.duration))
+            except (InputError, ValueError) as e:
+                res.skipped[it.name] = str(e).splitlines()[0]
+                continue
+            a = ctx.embed("imagebind", it.gen)["audio"]
+            s = float(np.dot(a, v) / max(np.linalg.norm(a) * np.linalg.norm(v), 1e-12))
+            res.rows[it.name] = {"IB": s}
+            scores.append(s)
+        if scores:
+            res.metrics["IB_score"] = float(np.mean(scores))
+        else:
+            res.notes.append("IB-score: no file had a usable video")
+        return res
+
+
 class TargetDistractorFamily:
     name = "target_distractor"
     description = ("per multi-object scene: cosine similarity (PANNs embedding) of each generated stem to its "
@@ -228,4 +259,5 @@ register_family("passt", PaSSTFamily)
 register_family("vggish", VGGishFamily)
 register_family("desync", DeSyncFamily)
 register_family("clap", ClapFamily)
+register_family("imagebind", IBFamily)
 register_family("target_distractor", TargetDistractorFamily)

@@ -33,6 +33,8 @@ EVAL_WEIGHTS: dict[str, WeightFile] = {f.name: f for f in (
     WeightFile("synchformer_state_dict.pth",
                "https://github.com/hkchengrex/MMAudio/releases/download/v0.1/synchformer_state_dict.pth",
                "5b2f5594b0730f70e41e549b7c94390c", 907 * 1_000_000),
+    WeightFile("imagebind_huge.pth", "https://dl.fbaipublicfiles.com/imagebind/imagebind_huge.pth", None,
+               4_800_000_000),
     WeightFile("passt-s-f128-p16-s10-ap.476-swa.pt",
                "https://github.com/kkoutini/PaSST/releases/download/v0.0.1-audioset/passt-s-f128-p16-s10-ap.476-swa.pt",
                None, 340 * 1_000_000),
