@@ -83,11 +83,9 @@ def list_items(root: str | os.PathLike, splits: list[str] | None = None, verifie
 
 
 def load_model(variant: str = "tiny", device: str = "cpu"):
-    """An `AudioGenerator` of the registry (the module moved from `variants` to `builders`; accept both)."""
-    try:
-        from saganet.builders import build_variant
-    except ImportError:  # before the registry split
-        from saganet.variants import build_variant  # type: ignore[no-redef]
+    """An `AudioGenerator` of the variant registry (`saganet.builders.build_variant`)."""
+    from saganet.builders import build_variant
+
     return build_variant(variant).to(device).eval()
 
 

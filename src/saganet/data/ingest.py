@@ -6,6 +6,8 @@ already-cut `{filename}.mp4` and copy it to `{root}/{label}/{filename}.mp4` (wha
 URMP: for each window, copy `{piece}/Vid_..._{s}_{e}.mp4` if it exists, else cut it from the performance
 video `Vid_...mp4` (last two `_` fields stripped); each player's `AuSep_*` stem is cut to the same window
 (`{root}/{piece}/AuSep_..._{s}_{e}.wav`).
+Your own clips (`folder`): every video under a folder, labelled by its sub-folder, re-encoded whole into the SMS
+layout, with a `{stem}_mask.mp4` found beside it copied to the mask location (see `plan_folder`).
 
 Resumable and safe: a JSONL manifest (`{root}/ingest_manifest.jsonl`) records each clip as done or failed
 with the reason; a re-run skips done clips, retries failed ones, removes temporaries of killed runs and
@@ -61,9 +63,17 @@ class IngestJob:
     action: str = "cut"  # cut | copy
     stems: list[dict] = field(default_factory=list)  # {"id", "source", "action"}
     missing: list[str] = field(default_factory=list)
+    mask: str | None = None  # a mask video supplied with the clip (folder kind), copied next to it
 
     def outputs(self, root: Path) -> list[Path]:
-        return [root / f"{self.clip_id}.mp4", *(root / f"{s['id']}.wav" for s in self.stems)]
+        out = [root / f"{self.clip_id}.mp4", *(root / f"{s['id']}.wav" for s in self.stems)]
+        return out + ([provided_mask_path(root, self.clip_id)] if self.mask else [])
+
+
+def provided_mask_path(root: Path, clip_id: str) -> Path:
+    """Where a supplied mask goes: the SMS mask location `{root}/{label}/{stem}/{stem}_mask.mp4`."""
+    stem = clip_id.split("/")[-1]
+    return root / clip_id / f"{stem}_mask.mp4"
 
 
 @dataclass
@@ -172,6 +182,45 @@ def plan_urmp(metadata: Path, source: Path | None) -> list[IngestJob]:
     return jobs
 
 
+VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v")
+
+
+def plan_folder(folder: Path, val_fraction: float = 0.1) -> list[IngestJob]:
+    """Jobs for your own clips: every video under `folder` (not `*_mask.*`), label = its first sub-folder's
+    name (`clip` at the top level), the whole clip re-encoded to mp4; a `{stem}_mask.mp4` beside a video is
+    taken as its mask. The split is `val` for a stable `val_fraction` of the clips (hash of the id)."""
+    import zlib
+
+    from saganet.io.video import probe_video
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError(f"clip folder not found: {folder}: pass a folder of videos")
+    if not 0 <= val_fraction < 1:
+        raise InputError(f"bad validation fraction {val_fraction}: use a number in [0, 1)")
+    jobs = []
+    for p in sorted(folder.rglob("*")):
+        if not p.is_file() or p.suffix.lower() not in VIDEO_SUFFIXES or p.stem.endswith("_mask") \
+                or p.name.startswith("."):
+            continue
+        rel = p.relative_to(folder)
+        label = rel.parts[0] if len(rel.parts) > 1 else "clip"
+        cid = f"{label}/{p.stem}"
+        job = IngestJob(cid, "folder", label, "train", "folder", 0, 0, str(p), "cut")
+        try:
+            job.end_ms = int(probe_video(p).duration * 1000)
+        except SaganetError as e:
+            job.missing.append(f"{p}: {str(e).splitlines()[0]}")
+        if (zlib.crc32(cid.encode()) % 1000) / 1000 < val_fraction:
+            job.split = "val"
+        mask = p.with_name(f"{p.stem}_mask.mp4")
+        job.mask = str(mask) if mask.is_file() else None
+        jobs.append(job)
+    if not jobs:
+        raise InputError(f"no videos under {folder} ({', '.join(VIDEO_SUFFIXES)})")
+    return jobs
+
+
 # ------------------------------------------------------------------------------------------------ running
 
 
@@ -183,13 +232,17 @@ def run_job(job: dict, root: str, opts: dict) -> dict:
     made = []
     try:
         if j.missing:
-            return {"status": FAILED, "reason": "missing source: " + "; ".join(j.missing)}
+            prefix = "unreadable source: " if j.kind == "folder" else "missing source: "
+            return {"status": FAILED, "reason": prefix + "; ".join(j.missing)}
         dest = rootp / f"{j.clip_id}.mp4"
         info: dict = {}
         if not dest.exists():
             info = copy_clip(j.source, dest) if j.action == "copy" else cut_clip(j.source, dest, start, end,
                                                                                  CutOptions(**opts))
             made.append(str(dest))
+        if j.mask and not provided_mask_path(rootp, j.clip_id).exists():
+            copy_clip(j.mask, provided_mask_path(rootp, j.clip_id))
+            made.append("mask")
         for s in j.stems:
             sdest = rootp / f"{s['id']}.wav"
             if sdest.exists():
@@ -236,19 +289,24 @@ def read_clip_table(root: str | os.PathLike) -> list[dict]:
 
 def ingest(kind: str, metadata: str | os.PathLike, root: str | os.PathLike, sources: dict[str, Path | None],
            workers: int = 2, opts: CutOptions | None = None, limit: int | None = None,
-           quiet: bool = False) -> IngestReport:
-    """Cut every clip of `metadata` (kind `sms` or `urmp`) into `root`; resumable (see the module docstring)."""
+           quiet: bool = False, val_fraction: float = 0.1) -> IngestReport:
+    """Cut every clip of `metadata` (kind `sms` or `urmp`) into `root`; resumable (see the module docstring).
+
+    Kind `folder`: `metadata` is a folder of your own videos (see `plan_folder`), for fine-tuning sets."""
     metadata, root = Path(metadata), Path(root)
     if kind == "sms":
         jobs = plan_sms(metadata, sources)
     elif kind == "urmp":
         jobs = plan_urmp(metadata, sources.get("urmp"))
+    elif kind == "folder":
+        jobs = plan_folder(metadata, val_fraction)
     else:
-        raise InputError(f"unknown dataset kind '{kind}': use sms or urmp")
+        raise InputError(f"unknown dataset kind '{kind}': use sms, urmp or folder")
     if limit is not None:
         jobs = jobs[:limit]
     root.mkdir(parents=True, exist_ok=True)
-    _copy_metadata(metadata, root, "metadata.tsv" if kind == "urmp" else "metadata.csv")
+    if kind != "folder":
+        _copy_metadata(metadata, root, "metadata.tsv" if kind == "urmp" else "metadata.csv")
     manifest = Manifest(root / MANIFEST_NAME)
     remove_stale_temps(p for j in jobs for p in j.outputs(root))
     report = IngestReport()

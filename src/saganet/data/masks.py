@@ -21,7 +21,9 @@ For each clip:
    same label get that label's best instances ordered left to right by mean x (URMP players are seated
    in the order their instruments are named).
 
-Resumable through `{root}/masks_manifest.jsonl`; existing outputs are never overwritten unless asked.
+Resumable through `{root}/masks_manifest.jsonl`; existing outputs are never overwritten unless asked. A mask
+video that came with the clip (`ingest folder`) is kept: only its RLE JSON is written (grounding counted as
+certain, since a person made it).
 """
 
 from __future__ import annotations
@@ -187,6 +189,20 @@ def write_mask(mp4: Path, rle_json: Path, masks: np.ndarray, fps: float, meta: d
     atomic_write_text(rle_json, json.dumps(doc))
 
 
+def register_provided_mask(mp4: Path, rle_json: Path, label: str) -> dict:
+    """The RLE JSON of a mask video someone supplied (a human-made mask: grounding counts as certain)."""
+    from saganet.io.masks import MaskSpec, read_mask
+    from saganet.segment.result import encode_rle
+
+    raw = read_mask(MaskSpec(mp4), max_side=None)
+    fps = 1.0 / raw.frame_duration if raw.frame_duration > 0 else 25.0
+    meta = {"label": label, "segmenter": "provided", "source": "provided", "grounding_score": 1.0,
+            "consistency": 1.0, "area": round(float(raw.frames.mean()), 5), "candidates": [], "chosen": 0}
+    doc = {"fps": fps, "size": list(raw.frames.shape[1:]), **meta, "frames": [encode_rle(m) for m in raw.frames]}
+    atomic_write_text(rle_json, json.dumps(doc))
+    return meta
+
+
 def read_mask_meta(rle_json: Path) -> dict:
     """The statistics stored with a mask (everything but the RLE frames)."""
     doc = json.loads(Path(rle_json).read_text())
@@ -217,6 +233,9 @@ def _sms_job(root: Path, clip_id: str, label: str, segmenter, seg_name: str, str
     mp4, js = mask_paths(root, clip_id)
     if js.exists() and mp4.exists() and not overwrite:
         return {"status": DONE, "reason": "existing output kept"}
+    if mp4.exists() and not js.exists() and not overwrite:  # a mask supplied with the clip: keep it, index it
+        info = register_provided_mask(mp4, js, label)
+        return {"status": DONE, "reason": "provided mask kept", "info": info}
     instances, chosen, stats, fps = mask_clip(root / f"{clip_id}.mp4", label, segmenter, strategy)
     if not chosen:
         return {"status": FAILED, "reason": f"no '{label}' found on any key frame"}

@@ -2,6 +2,7 @@
 
     saganet data ingest sms sms/metadata.csv -o data/sms --music21 raw/MUSIC21 --solos raw/Solos --avsbench raw/AVSS
     saganet data ingest urmp urmp/metadata.tsv -o data/urmp --urmp raw/URMP
+    saganet data ingest folder my_clips/ -o data/mine     # my_clips/{label}/{name}.mp4 (+ {name}_mask.mp4)
     saganet data masks data/sms --segmenter sam2.1-tiny          # or --segmenter color for the toy world
     saganet data verify data/sms [--set min_area=0.01] [--review]
     saganet data focal data/sms
@@ -46,8 +47,9 @@ def register(sub) -> argparse.ArgumentParser:
     dsub = p.add_subparsers(dest="data_command", metavar="{ingest,masks,verify,focal,extract,stats}")
 
     q = dsub.add_parser("ingest", help="cut clips (video + audio; URMP stems) from the raw sources")
-    q.add_argument("kind", choices=("sms", "urmp"))
-    q.add_argument("metadata", help="SMS metadata.csv or URMP metadata.tsv")
+    q.add_argument("kind", choices=("sms", "urmp", "folder"),
+                   help="sms / urmp (metadata + raw folders) or folder (your own clips, labelled by sub-folder)")
+    q.add_argument("metadata", help="SMS metadata.csv, URMP metadata.tsv, or (folder) the folder of your videos")
     q.add_argument("-o", "--output", required=True, help="dataset root to fill")
     q.add_argument("--music21", help="raw MUSIC21 folder (searched recursively for {YTID}.mp4)")
     q.add_argument("--solos", help="raw Solos folder")
@@ -59,6 +61,7 @@ def register(sub) -> argparse.ArgumentParser:
                    help="downscale frames larger than this (default: keep)")
     q.add_argument("--crf", type=int, default=18, help="h264 quality (default 18)")
     q.add_argument("--limit", type=_positive(int, "--limit"), default=None, help="only the first N clips")
+    q.add_argument("--val-fraction", type=float, default=0.1, help="folder: share of clips in the val split")
 
     m = dsub.add_parser("masks", help="mask of the sounding instrument per clip (grounding + propagation)")
     m.add_argument("root")
@@ -154,13 +157,15 @@ def _ingest(args) -> int:
         raise InputError("give at least one raw folder: --music21, --solos or --avsbench")
     if args.kind == "urmp" and not args.urmp:
         raise InputError("give the raw URMP folder with --urmp")
+    if args.kind == "folder" and not 0 <= args.val_fraction < 1:
+        raise InputError(f"bad --val-fraction {args.val_fraction}: use a number in [0, 1)")
     out = Path(args.output)
     if out.exists() and not out.is_dir():
         raise InputError(f"output {out} exists and is not a folder")
     srcs = {k: Path(v) if v else None for k, v in sources.items()}
     rep = ingest(args.kind, args.metadata, out, srcs, workers=args.workers,
                  opts=CutOptions(fps=args.fps, max_side=args.max_side, crf=args.crf), limit=args.limit,
-                 quiet=args.quiet)
+                 quiet=args.quiet, val_fraction=args.val_fraction)
     print(f"ingest {args.kind}: {rep.summary()}")
     if rep.missing:
         print(f"missing sources ({len(rep.missing)}):")
