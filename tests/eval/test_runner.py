@@ -207,3 +207,22 @@ def test_clap_score_with_prompts_and_tiny_clap(folders, tmp_path):
     assert -1.0 <= res["metrics"]["CLAP_score"] <= 1.0
     assert res["families"]["clap"]["skipped"] == {"clip3": "no text prompt"}
     assert set(res["items"]["clip0"]) == {"CLAP"}
+
+
+def test_video_features_are_cached_too(tmp_path):
+    from saganet.io.writers import write_video
+
+    gen, ref, vids = tmp_path / "gen", tmp_path / "ref", tmp_path / "videos"
+    for d in (gen, ref, vids):
+        d.mkdir()
+    rng = np.random.default_rng(1)
+    for i in range(2):
+        tone(gen / f"c{i}.flac", 400 + 50 * i, seconds=5.0)
+        tone(ref / f"c{i}.flac", 400 + 50 * i, seconds=5.0)
+        write_video(vids / f"c{i}.mp4", rng.integers(0, 255, (125, 32, 32, 3), dtype=np.uint8), 25)
+    opts = EvalOptions(families=("desync",), cache_dir=str(tmp_path / "cache"), **FAST)
+    r1 = evaluate_folder(gen, ref, tmp_path / "o1", opts, video_dir=vids)
+    assert r1["cache"]["misses"] == 4  # 2 audio + 2 video
+    tone(gen / "c0.flac", 900, seconds=5.0)  # another system's output for the same videos
+    r2 = evaluate_folder(gen, ref, tmp_path / "o2", opts, video_dir=vids)
+    assert r2["cache"]["misses"] == 1 and r2["cache"]["hits"] == 3

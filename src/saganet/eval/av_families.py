@@ -140,7 +140,8 @@ class DeSyncFamily:
                 continue
             try:
                 a = ctx.embed("synchformer", it.gen)["segments"]
-                vf = self._video_features(ctx, it, emb, focal=False)
+                vf = ctx.cached(f"{emb.id}-video", it.video,
+                                lambda it=it: {"v": self._video_features(ctx, it, emb, focal=False)})["v"]
                 n = emb.av.cfg.max_segments
                 if len(a) < n or len(vf) < n:
                     res.skipped[it.name] = f"shorter than {n} sync segments (4.48 s)"
@@ -149,7 +150,9 @@ class DeSyncFamily:
                 full.append(logits)
                 res.rows[it.name] = {"DeSync": maths.desync(logits)}
                 if it.mask is not None and it.mask.is_file():
-                    lf = emb.offset_logits(self._video_features(ctx, it, emb, focal=True), a)
+                    vfoc = ctx.cached(f"{emb.id}-focal-{ctx.file_hash(it.video)[:16]}", it.mask,
+                                      lambda it=it: {"v": self._video_features(ctx, it, emb, focal=True)})["v"]
+                    lf = emb.offset_logits(vfoc, a)
                     focal.append(lf)
                     res.rows[it.name]["DeSync_focal"] = maths.desync(lf)
             except (InputError, ValueError) as e:
@@ -204,7 +207,8 @@ class IBFamily:
                 res.skipped[it.name] = "no video"
                 continue
             try:
-                v = emb.embed_frames(read_frames_at(it.video, 0.5, ctx.opts.duration))
+                v = ctx.cached(f"{emb.id}-video", it.video, lambda it=it: {
+                    "v": emb.embed_frames(read_frames_at(it.video, 0.5, ctx.opts.duration))})["v"]
             except (InputError, ValueError) as e:
                 res.skipped[it.name] = str(e).splitlines()[0]
                 continue

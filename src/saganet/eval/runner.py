@@ -98,7 +98,11 @@ class EvalContext:
     def embed(self, kind: str, path: Path) -> dict[str, np.ndarray]:
         """Embeddings of one file by model `kind` (cached on disk by content hash + model id + duration)."""
         emb = self.embedder(kind)
-        cf = self._cache_file(emb.id, path)
+        return self.cached(emb.id, path, lambda: emb.embed(self.audio(path, emb.sample_rate)))
+
+    def cached(self, model_id: str, path: Path, compute) -> dict[str, np.ndarray]:
+        """`compute()` (a dict of arrays) for the file `path` and `model_id`, through the disk cache."""
+        cf = self._cache_file(model_id, path)
         if cf is not None and cf.is_file():
             try:
                 with np.load(cf) as z:
@@ -106,7 +110,7 @@ class EvalContext:
                     return {k: z[k] for k in z.files}
             except Exception:  # a damaged cache entry is recomputed
                 log.warning("cache entry %s unreadable: recomputing", cf)
-        out = emb.embed(self.audio(path, emb.sample_rate))
+        out = compute()
         self.cache_misses += 1
         if cf is not None:
             cf.parent.mkdir(parents=True, exist_ok=True)
