@@ -191,3 +191,19 @@ def test_masks_with_tiny_sam2_plumbing(sms_root, tmp_path):
     assert meta["segmenter"] == "sam2-tiny-random" and meta["candidates"] and 0 <= meta["grounding_score"] <= 1
     frames = read_mask(MaskSpec(js), max_side=None).frames
     assert frames.shape == (50, 64, 64) and np.array_equal(frames, read_mask(MaskSpec(mp4), max_side=None).frames)
+
+
+def test_urmp_published_masks_are_kept(urmp_root, tmp_path, palette):
+    from saganet.data.masks import make_masks
+
+    root = tmp_path / "urmp"
+    shutil.copytree(urmp_root, root)
+    r = read_urmp_metadata(root / "metadata.tsv")[0]
+    mp4, js = root / f"{r.mask_id}.mp4", root / f"{r.mask_id}.json"
+    js.unlink()  # as if the published mask video had been copied in without our JSON
+    before = mp4.read_bytes()
+    (root / "masks_manifest.jsonl").unlink()
+    make_masks(root, "color", palette=palette, quiet=True)
+    assert mp4.read_bytes() == before and read_mask_meta(js)["source"] == "provided"
+    with pytest.raises(InputError, match="URMP root"):
+        verify(root, quiet=True)

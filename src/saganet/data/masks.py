@@ -249,6 +249,10 @@ def _sms_job(root: Path, clip_id: str, label: str, segmenter, seg_name: str, str
 def _urmp_job(root: Path, video_id: str, players: list, segmenter, seg_name: str, strategy: MaskStrategy,
               overwrite: bool) -> dict:
     targets = [(root / f"{p.mask_id}.mp4", root / f"{p.mask_id}.json") for p in players]
+    if not overwrite:  # published / hand-made masks placed in the root are kept; only their JSON is written
+        for p, (a, b) in zip(players, targets):
+            if a.exists() and not b.exists():
+                register_provided_mask(a, b, p.label)
     if all(a.exists() and b.exists() for a, b in targets) and not overwrite:
         return {"status": DONE, "reason": "existing output kept"}
     by_label: dict[str, list[int]] = {}

@@ -205,6 +205,9 @@ def verify(root: str | os.PathLike, cfg: VerifyConfig | None = None, only: list[
     """Verify every ingested clip of an SMS root; write and return the table (id -> row)."""
     root = Path(root)
     cfg = cfg or VerifyConfig()
+    if (root / "metadata.tsv").is_file() and not (root / "metadata.csv").is_file():
+        raise InputError(f"{root} is a URMP root: verify checks SMS (or own-clip) roots; the URMP test set is "
+                         "curated per player by its metadata")
     clips = read_clip_table(root)
     if only is not None:
         clips = [c for c in clips if c["id"] in set(only)]
