@@ -226,3 +226,14 @@ def test_video_features_are_cached_too(tmp_path):
     tone(gen / "c0.flac", 900, seconds=5.0)  # another system's output for the same videos
     r2 = evaluate_folder(gen, ref, tmp_path / "o2", opts, video_dir=vids)
     assert r2["cache"]["misses"] == 1 and r2["cache"]["hits"] == 3
+
+
+def test_missing_official_weights_offline_fail_before_any_work(folders, tmp_path, monkeypatch):
+    from saganet.errors import CheckpointError
+
+    monkeypatch.setenv("SAGANET_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("SAGANET_OFFLINE", "1")
+    gen, ref = folders
+    with pytest.raises(CheckpointError, match="Cnn14_16k"):
+        evaluate_folder(gen, ref, tmp_path / "out", EvalOptions(families=("vggish", "panns"), progress=False))
+    assert not (tmp_path / "out").exists()

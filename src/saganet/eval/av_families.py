@@ -42,6 +42,10 @@ class _ClassifierFamily:
     model = ""
     label = ""
 
+    @property
+    def needs(self) -> tuple[str, ...]:
+        return (self.model,)
+
     def compute(self, items: list[EvalItem], ctx) -> FamilyResult:
         res = FamilyResult()
         L = self.label
@@ -85,6 +89,7 @@ class PaSSTFamily(_ClassifierFamily):
 
 class VGGishFamily:
     name = "vggish"
+    needs = ("vggish",)
     description = "VGGish (16 kHz, 0.96 s examples): FD on the 128-d example embeddings"
 
     def compute(self, items: list[EvalItem], ctx) -> FamilyResult:
@@ -109,6 +114,7 @@ class VGGishFamily:
 
 class DeSyncFamily:
     name = "desync"
+    needs = ("synchformer",)
     description = ("Synchformer offset (s) between each generated file and its video (first and last 14 "
                    "segments, av-benchmark); on the focal crop of the object's mask when known")
 
@@ -168,6 +174,7 @@ class DeSyncFamily:
 
 class ClapFamily:
     name = "clap"
+    needs = ("clap",)
     description = "LAION-CLAP (HTSAT-base, 48 kHz): mean cosine of each file's audio and its prompt's text embedding"
 
     def compute(self, items: list[EvalItem], ctx) -> FamilyResult:
@@ -194,6 +201,7 @@ class ClapFamily:
 
 class IBFamily:
     name = "imagebind"
+    needs = ("imagebind",)
     description = "IB-score: cosine of ImageBind's audio embedding of each file and its video's vision embedding"
 
     def compute(self, items: list[EvalItem], ctx) -> FamilyResult:
@@ -225,6 +233,7 @@ class IBFamily:
 
 class TargetDistractorFamily:
     name = "target_distractor"
+    needs = ("panns",)
     description = ("per multi-object scene: cosine similarity (PANNs embedding) of each generated stem to its "
                    "own true stem vs the other objects' true stems -> accuracy, margin")
 

@@ -44,8 +44,11 @@ class FamilyResult:
 
 @runtime_checkable
 class MetricFamily(Protocol):
+    """`needs`: the embedding models (`saganet.eval.embedders` keys) the family uses, checked before work."""
+
     name: str
     description: str
+    needs: tuple[str, ...]
 
     def compute(self, items: list[EvalItem], ctx: EvalContext) -> FamilyResult: ...
 

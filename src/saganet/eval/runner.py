@@ -253,6 +253,9 @@ def evaluate_items(items: list[EvalItem], opts: EvalOptions, cache_dir: Path | N
     """Check the items, run every family, return the results dict (see `write_results`)."""
     t0 = time.perf_counter()
     families = [make_family(n) for n in opts.families]  # unknown names fail before any work
+    from saganet.eval.embedders import check_weights
+
+    check_weights({k for f in families for k in getattr(f, "needs", ())}, opts.weights)  # and missing weights
     kept, skip, notes = check_items(items, opts)
     skip = {**(skipped or {}), **skip}
     if not kept:

@@ -36,6 +36,7 @@ def _templates():
 
 class ToyFamily:
     name = "toy"
+    needs: tuple[str, ...] = ()
     description = "toy world analytic metrics: class accuracy, onset F1, distractor onset F1, log-mel distance"
 
     def compute(self, items: list[EvalItem], ctx) -> FamilyResult:

@@ -18,8 +18,8 @@ DEFAULT_METRICS = "panns,passt,vggish,target_distractor"
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--metrics", default=None,
-                   help=f"comma-separated metric families (default {DEFAULT_METRICS}, plus desync when videos "
-                        "are known); `toy` = the toy world's analytic metrics")
+                   help=f"comma-separated metric families (default {DEFAULT_METRICS}, plus desync and imagebind "
+                        "when videos are known, clap when prompts are); `toy` = the toy world's analytic metrics")
     p.add_argument("--duration", type=float, default=5.0, help="seconds evaluated per file (default 5)")
     p.add_argument("--weights", default="official",
                    help="official (download/cached checkpoints through saganet weights) or random (plumbing "
@@ -71,11 +71,12 @@ def _opts(a, families: tuple[str, ...]):
                        cache_dir=a.cache, progress=not a.quiet, overwrite=a.overwrite)
 
 
-def _families(a, have_videos: bool) -> tuple[str, ...]:
+def _families(a, have_videos: bool, have_prompts: bool = False) -> tuple[str, ...]:
+    """--metrics, or the defaults plus the video families (DeSync, IB-score) and CLAP when they can run."""
     if a.metrics:
         return tuple(m.strip() for m in a.metrics.split(",") if m.strip())
     fams = DEFAULT_METRICS.split(",")
-    return tuple(fams + (["desync"] if have_videos else []))
+    return tuple(fams + (["desync", "imagebind"] if have_videos else []) + (["clap"] if have_prompts else []))
 
 
 def _load_plugins() -> None:
@@ -97,7 +98,7 @@ def run(args) -> int:
         a = _urmp_parser().parse_args(args.rest)
         from saganet.eval.urmp import run_urmp
 
-        res = run_urmp(a.root, a.out, metadata=a.metadata, variant=a.variant, opts=_opts(a, _families(a, True)),
+        res = run_urmp(a.root, a.out, metadata=a.metadata, variant=a.variant, opts=_opts(a, _families(a, True, True)),
                        steps=a.steps, cfg_strength=a.cfg_strength, seed=a.seed, device=a.device, limit=a.limit)
         if res is not None:
             sys.stdout.write(markdown_table(res))
@@ -114,8 +115,12 @@ def run(args) -> int:
             prompts = {str(k): str(v) for k, v in json.loads(Path(a.prompts).read_text()).items()}
         except (OSError, ValueError, AttributeError) as e:
             raise InputError(f"cannot read prompts {a.prompts} ({e}): give a JSON object {{name: text}}") from e
-    res = ev.evaluate_folder(args.gen_dir, a.reference, out, _opts(a, _families(a, a.videos is not None)),
-                             video_dir=a.videos, prompts=prompts)
+    from saganet.eval.runner import _batch_jobs
+
+    gen = Path(args.gen_dir)
+    batch = gen.is_dir() and bool(_batch_jobs(gen))  # batch outputs know their videos and prompts
+    fams = _families(a, a.videos is not None or batch, prompts is not None or batch)
+    res = ev.evaluate_folder(gen, a.reference, out, _opts(a, fams), video_dir=a.videos, prompts=prompts)
     sys.stdout.write(markdown_table(res))
     sys.stdout.write(f"\nwritten: {Path(out) / 'metrics.json'}, {Path(out) / 'metrics.md'}\n")
     return 0

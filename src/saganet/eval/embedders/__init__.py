@@ -16,9 +16,34 @@ from __future__ import annotations
 
 from saganet.errors import InputError
 
-__all__ = ["build_embedder", "EMBEDDERS"]
+__all__ = ["build_embedder", "check_weights", "EMBEDDERS", "WEIGHT_FILES"]
 
 EMBEDDERS = ("panns", "passt", "vggish", "clap", "imagebind", "synchformer")
+
+
+WEIGHT_FILES = {"panns": "Cnn14_16k_mAP=0.438.pth", "vggish": "vggish-10086976.pth",
+                "passt": "passt-s-f128-p16-s10-ap.476-swa.pt", "synchformer": "synchformer_state_dict.pth",
+                "imagebind": "imagebind_huge.pth"}
+
+
+def check_weights(kinds, weights: str = "official") -> None:
+    """Fail before any work (one-line `CheckpointError`) when official weights are missing and downloads are off."""
+    if weights != "official":
+        return
+    from saganet.weights import cache_dir, is_offline
+
+    if not is_offline():
+        return
+    from saganet.eval.embedders.base import resolve_eval_weights
+
+    for k in sorted(kinds):
+        if k in WEIGHT_FILES and not (cache_dir() / WEIGHT_FILES[k]).is_file():
+            resolve_eval_weights(WEIGHT_FILES[k])  # raises the one-line error naming the URL
+        if k == "clap":
+            from saganet.eval.embedders.clap import CLAP_HUB
+            from saganet.weights import resolve_hub
+
+            resolve_hub(CLAP_HUB, offline=True)
 
 
 def build_embedder(kind: str, weights: str = "official", size: str = "full"):
