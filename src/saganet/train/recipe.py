@@ -176,6 +176,9 @@ class TrainingRecipe:
         self.cfg = cfg
 
     def setup(self) -> Trainer:
+        if self.cfg.data == "sms" and not (self.cfg.data_root and self.cfg.features):  # before any weights load
+            raise InputError("data=sms needs data_root=FOLDER (ingested clips) and features=FOLDER "
+                             "(`saganet data extract` output with train/ and val/)")
         init_distributed()
         torch.manual_seed(self.cfg.seed)
         self.model = build_training_model(self.cfg)
