@@ -1,7 +1,9 @@
 """Seconds per clip for each metric family of `saganet evaluate` on CPU, real-size models with random
 weights: 5 s clips (generated + reference files, 44.1 kHz FLAC), 5 s 224² videos at 25 fps for DeSync.
 Per clip = one generated file and its reference through the family (loading, resampling, embedding,
-metric), embedding cache off; model build time printed separately. Prints peak RSS.
+metric), embedding cache off; model build time printed separately. Prints peak RSS. The machine may be
+shared: besides wall seconds it prints CPU seconds per clip (process time, all threads), which a busy
+machine inflates much less; on an idle machine wall ~ CPU / threads.
 
     .venv/bin/python benchmarks/bench_eval.py [--threads 2] [--clips 3] [--families panns,passt,...]
 """
@@ -23,7 +25,7 @@ from saganet.eval import EvalOptions, discover_items, make_family
 from saganet.eval.runner import EvalContext
 
 EMBEDDER = {"panns": "panns", "passt": "passt", "vggish": "vggish", "clap": "clap", "desync": "synchformer",
-            "target_distractor": "panns", "toy": None}
+            "imagebind": "imagebind", "target_distractor": "panns", "toy": None}
 
 
 def make_clips(root: Path, n: int, video: bool) -> None:
@@ -46,7 +48,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--clips", type=int, default=3)
-    ap.add_argument("--families", default="panns,passt,vggish,clap,desync,target_distractor,toy")
+    ap.add_argument("--families", default="panns,passt,vggish,clap,desync,imagebind,target_distractor,toy")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -55,11 +57,11 @@ def main() -> None:
         import saganet.toyworld.eval_family  # noqa: F401  (registers the toy family)
     print(f"threads {torch.get_num_threads()}, {args.clips} clips of 5 s (+ references), random full-size weights, "
           f"load average {os.getloadavg()[0]:.1f}")
-    print("| family | build (s) | seconds per clip | peak RSS (MiB) |")
-    print("|---|---|---|---|")
+    print("| family | build (s) | wall s per clip | CPU s per clip | peak RSS (MiB) |")
+    print("|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        make_clips(root, args.clips, video="desync" in fams)
+        make_clips(root, args.clips, video=bool({"desync", "imagebind"} & set(fams)))
         items, _ = discover_items(root / "gen", root / "ref", root / "videos")
         for it in items:
             it.scene = "one_scene"  # all clips as the objects of one scene (target vs distractor)
@@ -75,11 +77,12 @@ def main() -> None:
 
                 _templates()
             build = time.perf_counter() - t0
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             res = make_family(fam_name).compute(items, ctx)
             per_clip = (time.perf_counter() - t0) / len(items)
+            cpu_clip = (time.process_time() - c0) / len(items)
             assert res.metrics, f"{fam_name}: no metric computed ({res.skipped or res.notes})"
-            print(f"| {fam_name} | {build:.1f} | {per_clip:.2f} | {peak_rss_mib():.0f} |", flush=True)
+            print(f"| {fam_name} | {build:.1f} | {per_clip:.2f} | {cpu_clip:.2f} | {peak_rss_mib():.0f} |", flush=True)
 
 
 if __name__ == "__main__":

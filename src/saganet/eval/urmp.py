@@ -134,7 +134,8 @@ def run_urmp(root: str | Path, out_dir: str | Path, metadata: str | Path | None 
                                                                 seed=seed, progress=False))
             write_audio(gen_dir / f"{x.name}.flac", res.stems[0], res.sample_rate)
     if world > 1:
-        torch.distributed.barrier()
+        torch.distributed.barrier()  # every rank's stems are written; only rank 0 goes on to score
+        torch.distributed.destroy_process_group()
     if rank != 0:
         return None
     items, skipped = [], {}
