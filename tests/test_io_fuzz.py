@@ -119,3 +119,36 @@ def test_random_alignment(n, mh, mw, vh, vw, t, pad, strict):
                              video_duration=t / 25.0, pad=pad, strict=strict)
     if out is not None:
         assert out.shape == (t, 1, 16, 16)
+
+
+class _Hang(Exception):
+    pass
+
+
+@FUZZ
+@given(start=st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(-(2**70), 2**70)),
+       duration=st.one_of(st.none(), st.floats(allow_nan=True, allow_infinity=True), st.integers(-(2**70), 2**70)),
+       fps=st.one_of(st.just(25.0), st.floats(allow_nan=True, allow_infinity=True)))
+@example(start=float("nan"), duration=None, fps=25.0)  # issue 17: looped for ever, growing to gigabytes
+@example(start=0.0, duration=float("nan"), fps=25.0)
+@example(start=0.0, duration=None, fps=float("nan"))
+@example(start=0.0, duration=None, fps=1e10)
+def test_time_range_with_nan_inf_and_huge_numbers(tmp_path, start, duration, fps):
+    """Any start / duration / frame rate: a decoded clip within the file, or a one-line InputError; never a hang."""
+    import signal
+
+    p = tmp_path / "v.mp4"
+    p.write_bytes(VALID)  # 20 frames at 25 fps: 0.8 s
+
+    def alarm(*_):
+        raise _Hang(f"decode_video(start={start}, duration={duration}, sync_fps={fps}) did not return in 60 s")
+
+    old = signal.signal(signal.SIGALRM, alarm)
+    signal.alarm(60)
+    try:
+        v = _only_input_errors(decode_video, p, start=start, duration=duration, sync_fps=fps, quiet=True)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+    if v is not None:
+        assert 0 <= v.start < 0.8 and 0 < v.duration <= 0.8 + 1e-6 and np.isfinite(v.sync_frames.numpy()).all()

@@ -87,20 +87,20 @@ def _add_generate(sub) -> None:
     p.set_defaults(func=cmd_generate, segment_prompts=None)
 
 
-def _float_arg(text: str) -> float:
-    """Any float text argparse would take ('nan', 'inf' too): ranges and finiteness are checked by the request,
-    with the same message as a batch field."""
+def _float_arg(text: str) -> float | str:
+    """A float if the text is one ('nan', 'inf' too), else the text itself: the request's validation names the
+    flag, the allowed range and the bad value in one line, exactly as for a batch field."""
     try:
         return float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: '{text}'") from None
+        return text
 
 
-def _int_arg(text: str) -> int:
+def _int_arg(text: str) -> int | str:
     try:
         return int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: '{text}'") from None
+        return text
 
 
 def _pairs(items: list[str], what: str) -> dict[str, str]:

@@ -58,6 +58,7 @@ FRAME_RULES: tuple[FrameRule, ...] = ("at_or_after", "at_or_before")
 DEFAULT_FRAME_RULE: FrameRule = "at_or_after"  # the reference's reader
 
 MIN_SYNC_FRAMES = 16  # one Synchformer segment
+MAX_OUTPUT_FPS = 1000  # resampling rates above this are a mistake (and would fill memory with copies)
 # Tolerance when comparing a frame timestamp with a target time: pts rounding must not shift a frame
 # that lands exactly on a target time (e.g. frame 1 at 0.04 s and target 1/25 s) to the next target.
 TIME_EPS = 1e-4
@@ -385,8 +386,8 @@ def decode_video(path: str | os.PathLike, start: float = 0.0, duration: float | 
         raise InputError(f"unknown sync geometry '{sync_geometry}': use 'squash' or 'center_crop'")
     check_time_range(start, duration)
     for what, fps in (("clip", clip_fps), ("sync", sync_fps)):
-        if not _finite(fps) or fps <= 0:
-            raise InputError(f"{what} frame rate must be a finite number > 0, got {fps!r}")
+        if not _finite(fps) or not 0 < fps <= MAX_OUTPUT_FPS:
+            raise InputError(f"{what} frame rate must be a number in (0, {MAX_OUTPUT_FPS}], got {fps!r}")
     p = _check_file(path)
     info = probe_video(p)
     if start >= info.duration > 0:
