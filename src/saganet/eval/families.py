@@ -11,12 +11,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
-if TYPE_CHECKING:
-    from saganet.eval.runner import EvalContext
+import numpy as np
 
-__all__ = ["EvalItem", "FamilyResult", "MetricFamily", "register_family", "family_names", "make_family",
+__all__ = ["EvalItem", "FamilyResult", "MetricFamily", "Context", "register_family", "family_names", "make_family",
            "FAMILIES"]
 
 
@@ -42,6 +41,22 @@ class FamilyResult:
     notes: list[str] = field(default_factory=list)
 
 
+class Context(Protocol):
+    """What a family gets from the runner (`saganet.eval.runner.EvalContext`)."""
+
+    opts: Any  # EvalOptions
+
+    def audio(self, path: Path, sr: int) -> np.ndarray: ...
+
+    def embedder(self, kind: str) -> Any: ...
+
+    def embed(self, kind: str, path: Path) -> dict[str, np.ndarray]: ...
+
+    def cached(self, model_id: str, path: Path, compute) -> dict[str, np.ndarray]: ...
+
+    def file_hash(self, path: Path) -> str: ...
+
+
 @runtime_checkable
 class MetricFamily(Protocol):
     """`needs`: the embedding models (`saganet.eval.embedders` keys) the family uses, checked before work."""
@@ -50,7 +65,7 @@ class MetricFamily(Protocol):
     description: str
     needs: tuple[str, ...]
 
-    def compute(self, items: list[EvalItem], ctx: EvalContext) -> FamilyResult: ...
+    def compute(self, items: list[EvalItem], ctx: Context) -> FamilyResult: ...
 
 
 FAMILIES: dict[str, Callable[[], MetricFamily]] = {}
