@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -33,15 +34,29 @@ KIND_OF_SPLIT = {"test_diff": "multi_diff", "test_same": "multi_same"}
 def generate_for_arrays(model: AudioGenerator, arrays: ToyArrays, opt: GenerationOptions, batch: int = 32,
                         quiet: bool = True) -> np.ndarray:
     """Generate the target audio of every row of `arrays` -> `(N, L)` float32."""
+    return generate_with_options(model, arrays, [opt], batch, quiet)[0]
+
+
+@torch.no_grad()
+def generate_with_options(model: AudioGenerator, arrays: ToyArrays, options: Sequence[GenerationOptions],
+                          batch: int = 32, quiet: bool = True) -> list[np.ndarray]:
+    """Generate every row of `arrays` once per entry of `options` -> one `(N, L)` float32 array each.
+
+    The conditions (frame, text and sync features) are encoded once per batch and shared by all options,
+    so comparing samplers or step counts costs only the sampling. Row i gets the same noise under every
+    option with the same seed (paired comparisons)."""
     feats = compute_features(model, arrays)
-    outs = []
+    outs: list[list[np.ndarray]] = [[] for _ in options]
     for s in tqdm(range(0, len(feats), batch), desc="generate", disable=quiet):
         b = feats.batch(torch.arange(s, min(s + batch, len(feats))))
         sync_f = model.encode_sync(b["sync_frames"], b["masks"], b.get("detail_frames"), b.get("detail_masks"))
         conds = model.encode_conditions(list(arrays.prompt[s:s + batch]), clip_f=b["clip_f"], text_f=b["text_f"])
-        outs.append(sample_audio(model, conds.clip_f, sync_f, conds.text_f, opt).numpy())
-    wav = np.concatenate(outs)
-    return wav[:, : arrays.target.shape[1]]
+        for out, opt in zip(outs, options):
+            # the toy codec's Griffin-Lim draws its start phase from the global generator: the same draw for
+            # every option, so options differ only by what they change
+            torch.manual_seed(opt.seed + s)
+            out.append(sample_audio(model, conds.clip_f, sync_f, conds.text_f, opt).numpy())
+    return [np.concatenate(out)[:, : arrays.target.shape[1]] for out in outs]
 
 
 def score_rows(arrays: ToyArrays, wavs: np.ndarray, templates) -> list[dict]:
@@ -70,10 +85,15 @@ def _load(ckpt: str | None, variant: str) -> AudioGenerator:
 
 def _generate_task(task: tuple) -> np.ndarray:
     """One (model, test kind) generation; runs in a worker process with one thread."""
-    ckpt, variant, split, n, opt = task
+    ckpt, variant, split, n, opt, quantize = task
     torch.set_num_threads(1)
     arrays = generate_arrays(n, seed=SPLITS[split][1], kind=KIND_OF_SPLIT[split])
-    return generate_for_arrays(_load(ckpt, variant), arrays, opt)
+    model = _load(ckpt, variant)
+    if quantize:
+        from saganet.acceleration import quantize_encoders
+
+        quantize_encoders(model)
+    return generate_for_arrays(model, arrays, opt)
 
 
 SYSTEMS = {"SAGANet-tiny (mask)": "toy", "baseline (no mask)": "toy_baseline"}
@@ -81,16 +101,19 @@ SYSTEMS = {"SAGANet-tiny (mask)": "toy", "baseline (no mask)": "toy_baseline"}
 
 def evaluate_models(out_dir: str | Path, n: int = 200, saganet_ckpt: str | None = None,
                     baseline_ckpt: str | None = None, steps: int = 25, cfg_strength: float = 4.5, seed: int = 0,
-                    quiet: bool = False, workers: int = 2) -> str:
+                    quiet: bool = False, workers: int = 2, sampler: str = "euler", quantize: bool = False) -> str:
     """Evaluate both models on `n` scenes of each test kind; writes `results.json` and `table.md`.
 
-    The four (model, kind) generations run in `workers` processes (one core each).
+    The four (model, kind) generations run in `workers` processes (one core each). `sampler`: the ODE
+    method (`saganet.sampling.SAMPLERS`); `quantize`: int8 dynamic quantisation of the encoders
+    (`saganet.acceleration.quantize_encoders`).
     """
     import multiprocessing as mp
 
     ckpts = {"SAGANet-tiny (mask)": saganet_ckpt, "baseline (no mask)": baseline_ckpt}
-    opt = GenerationOptions(cfg_strength=cfg_strength, steps=steps, seed=seed, progress=False)
-    tasks = [(ckpts[name], variant, split, n, opt) for split in KIND_OF_SPLIT for name, variant in SYSTEMS.items()]
+    opt = GenerationOptions(cfg_strength=cfg_strength, steps=steps, sampler=sampler, seed=seed, progress=False)
+    opt.validate()
+    tasks = [(ckpts[name], variant, split, n, opt, quantize) for split in KIND_OF_SPLIT for name, variant in SYSTEMS.items()]
     if workers > 1:
         with mp.get_context("spawn").Pool(workers) as pool:
             generated = list(tqdm(pool.imap(_generate_task, tasks), total=len(tasks), desc="evaluate", disable=quiet))
@@ -99,7 +122,8 @@ def evaluate_models(out_dir: str | Path, n: int = 200, saganet_ckpt: str | None 
     templates = build_class_templates()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    results: dict = {"n_scenes": n, "steps": steps, "cfg_strength": cfg_strength, "seed": seed, "kinds": {}}
+    results: dict = {"n_scenes": n, "steps": steps, "sampler": sampler, "quantize": quantize,
+                     "cfg_strength": cfg_strength, "seed": seed, "kinds": {}}
     lines = ["| test kind | system | class accuracy ↑ | onset F1 ↑ | distractor onset F1 ↓ | log-mel dist ↓ | rows |",
              "|---|---|---|---|---|---|---|"]
     it = iter(generated)
