@@ -160,7 +160,7 @@ def cmd_generate(args) -> int:
 
 def _cmd_batch(args, models) -> int:
     from saganet.app.batch import job_request, read_jobs, run_batch
-    from saganet.app.generate import run_request
+    from saganet.app.generate import preflight, run_request
 
     per_job = [f for f, v in (("VIDEO", args.video), ("--mask", args.mask), ("--select", args.select),
                               ("--name", args.name), ("--point/--box/--text", args.segment_prompts)) if v]
@@ -174,7 +174,7 @@ def _cmd_batch(args, models) -> int:
     check_output_target(args.output)
     jobs = read_jobs(args.batch, args.output)
     summary = run_batch(jobs, lambda job: run_request(job_request(base, job), models), args.output,
-                        quiet=args.quiet, check=lambda job: job_request(base, job))
+                        quiet=args.quiet, check=lambda job: preflight(job_request(base, job)))
     print(f"batch: {summary.line()}")
     for i, msg in summary.failed:
         print(f"  job {i}: {msg}")

@@ -282,24 +282,44 @@ def segment_objects(video, prompts, decoded, segmenter: str = "color", device: s
     return to_object_masks(res, decoded, pad=pad, strict=strict)
 
 
+def preflight(req: GenerateRequest):
+    """Validate `req` and look at its input files without reading them whole: the video's header (a video,
+    not a still image; long enough after `start`) and that every mask exists. Returns the `VideoInfo`.
+    A batch runs this for every job before the first one loads a model."""
+    from saganet.io.video import probe_video
+    from saganet.pipeline import MIN_DURATION
+
+    req.validate()
+    info = probe_video(req.video)
+    name = Path(req.video).name
+    if req.start >= info.duration > 0:
+        raise InputError(f"start {req.start:g} s is at or after the end of {name} "
+                         f"({info.duration:.2f} s): use a start time in [0, {info.duration:.2f})")
+    usable = min(info.duration - req.start if info.duration > 0 else math.inf, req.duration or math.inf)
+    if usable < MIN_DURATION - 1e-6:
+        raise InputError(f"{name} is too short: {usable:.2f} s from {req.start:g} s, need at least "
+                         f"{MIN_DURATION:.2f} s (16 frames at 25 fps); use a longer clip, a longer --duration or "
+                         "an earlier --start")
+    for spec in req.masks:
+        if not spec.source.exists():
+            raise InputError(f"mask not found: {spec.source}: check the path")
+    return info
+
+
 def run_request(req: GenerateRequest, models: ModelCache) -> dict[str, Path]:
     """Read every input, load the model, generate and commit the outputs of one request.
 
-    Order: validate the request; read the video header and every mask file; segment prompted objects;
-    check the output folder (clearing what a killed earlier run left); only then load the model, decode,
-    generate, and commit all outputs with `run.json` last.
+    Order: validate the request (`preflight`); read every mask file; segment prompted objects; check the output
+    folder (clearing what a killed earlier run left); only then load the model, decode, generate, and commit
+    all outputs with `run.json` last.
     """
     from saganet.app.outputs import check_output_dir, check_stem_names, output_paths, write_outputs
     from saganet.io.masks import align_masks, read_mask
-    from saganet.io.video import probe_video, truncation_policy
+    from saganet.io.video import truncation_policy
     from saganet.registry import is_segaware
 
     # 1. the request, then the inputs' headers and files, before any model is loaded
-    req.validate()
-    info = probe_video(req.video)
-    if req.start >= info.duration > 0:
-        raise InputError(f"start {req.start:g} s is at or after the end of {Path(req.video).name} "
-                         f"({info.duration:.2f} s): use a start time in [0, {info.duration:.2f})")
+    info = preflight(req)
     segaware = is_segaware(req.variant)
     if not segaware and (req.masks or req.segment_prompts):
         log.warning("variant %s has no segmentation-aware encoder: objects are ignored, one stem is made",
@@ -326,6 +346,10 @@ def run_request(req: GenerateRequest, models: ModelCache) -> dict[str, Path]:
         decoded = pipe.load_video(req.video, start=req.start, duration=req.duration,
                                   geometry="center_crop" if req.center_crop else "squash",
                                   allow_longer=req.allow_longer, quiet=req.quiet)
+    if req.strict and decoded.truncated:  # decoded earlier in this process without --strict (pipeline cache)
+        raise InputError(f"{Path(req.video).name} is truncated or damaged: its frames end at "
+                         f"{decoded.start + decoded.duration:.2f} s but the container says {info.duration:.2f} s; "
+                         "re-encode or re-download it, or drop --strict")
     strict_masks = req.strict_masks or req.strict
     objs: list[ObjectMask] = align_masks(raws, list(req.masks), decoded, pad=req.pad_masks, strict=strict_masks,
                                          keep_raw=req.overlay_masks)
