@@ -59,6 +59,8 @@ def test_reclick_resegments_and_rechecks(verified, fake_world, palette):
     assert s.table.row(cid)["decision"] == "reject"
     truth = fake_world.truth["ytsol00"][0]
     ys, xs = np.nonzero(truth)
+    shown = s.frame(cid, 0.0)
+    assert shown.shape[0] == 320 and s.click_to_video(33.0, 65.0) == (33.0 / 5, 65.0 / 5)  # 64 px shown x5
     first = s.preview(cid)
     assert first.is_file()
     info = s.reclick(cid, float(np.median(xs)), float(np.median(ys)), 0.0)

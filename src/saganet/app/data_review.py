@@ -27,6 +27,7 @@ class ReviewSession:
         self.segmenter, self.palette = segmenter, palette
         self.cache = Path(cache) if cache is not None else Path(tempfile.mkdtemp(prefix="saganet_review_"))
         self._version: dict[str, int] = {}
+        self.scale = 1  # enlargement of the frame shown for clicking
 
     def queue(self, queue: str = "pending", label: str | None = None) -> list[str]:
         return self.table.ids(queue, label or None)
@@ -49,10 +50,23 @@ class ReviewSession:
         return dest
 
     def frame(self, clip_id: str, t: float) -> np.ndarray:
+        """The frame at `t`, enlarged by a whole factor (nearest) to at least `MIN_SIDE` px so small clips can
+        be clicked; `click_to_video` maps a click back."""
         from saganet.segment import frame_at_time, load_frames
 
         frames = load_frames(self.root / f"{clip_id}.mp4")
-        return frames.frames[frame_at_time(frames.times, max(0.0, float(t)))]
+        f = frames.frames[frame_at_time(frames.times, max(0.0, float(t)))]
+        self.scale = max(1, MIN_SIDE // max(f.shape[:2]))
+        return np.repeat(np.repeat(f, self.scale, axis=0), self.scale, axis=1) if self.scale > 1 else f
+
+    def duration(self, clip_id: str) -> float:
+        from saganet.io.video import probe_video
+
+        return probe_video(self.root / f"{clip_id}.mp4").duration
+
+    def click_to_video(self, x: float, y: float) -> tuple[float, float]:
+        """A click on the shown frame -> pixel coordinates of the video."""
+        return x / self.scale, y / self.scale
 
     def decide(self, clip_id: str, decision: str, note: str | None = None) -> str:
         self.table.decide(clip_id, decision, note)
@@ -67,6 +81,7 @@ class ReviewSession:
         return [[k, *v.values()] for k, v in self.table.class_stats().items()]
 
 
+MIN_SIDE = 320  # frames smaller than this are shown enlarged (the toy world's are 64-112 px)
 STATS_HEADERS = ["class", "clips", "auto accept", "auto reject", "reviewed", "accepted"]
 
 
@@ -86,9 +101,10 @@ def build_review_app(root: str | Path, segmenter: str = "sam2.1-tiny", palette: 
 
     def on_clip(cid):
         if not cid:
-            return None, "queue is empty", None
+            return None, "queue is empty", None, gr.update(value=0)
         try:
-            return str(s.preview(cid)), s.info(cid), s.frame(cid, 0.0)
+            end = max(0.0, round(s.duration(cid) - 0.04, 2))
+            return str(s.preview(cid)), s.info(cid), s.frame(cid, 0.0), gr.update(value=0, maximum=end)
         except SaganetError as e:
             raise fail(e) from e
 
@@ -111,7 +127,8 @@ def build_review_app(root: str | Path, segmenter: str = "sam2.1-tiny", palette: 
         if not cid:
             raise gr.Error("pick a clip first")
         try:
-            info = s.reclick(cid, float(evt.index[0]), float(evt.index[1]), float(t))
+            x, y = s.click_to_video(float(evt.index[0]), float(evt.index[1]))
+            info = s.reclick(cid, x, y, float(t))
         except SaganetError as e:
             raise fail(e) from e
         return str(s.preview(cid)), info, s.stats_rows()
@@ -120,30 +137,35 @@ def build_review_app(root: str | Path, segmenter: str = "sam2.1-tiny", palette: 
         gr.Markdown(f"## Review `{Path(root).name}`: accept or reject each clip; click the instrument in the "
                     "frame to re-segment it")
         with gr.Row():
-            queue = gr.Dropdown(["pending", "all", "rejected", "accepted"], value="pending", label="queue")
-            label = gr.Dropdown(["", *labels], value="", label="class")
-            clip = gr.Dropdown(s.queue("pending"), label="clip")
+            queue = gr.Dropdown(["pending", "all", "rejected", "accepted"], value="pending", label="queue",
+                                elem_id="queue")
+            label = gr.Dropdown(["", *labels], value="", label="class", elem_id="label")
+            first = s.queue("pending")
+            clip = gr.Dropdown(first, value=first[0] if first else None, label="clip", elem_id="clip")
         with gr.Row():
-            video = gr.Video(label="clip with mask outline (and its audio)")
+            video = gr.Video(label="clip with mask outline (and its audio)", elem_id="video")
             with gr.Column():
-                frame = gr.Image(label="click the sounding instrument to re-segment", interactive=False)
-                t = gr.Slider(0, 10, value=0, step=0.04, label="time (s) of the frame")
-        info = gr.Markdown()
-        note = gr.Textbox(label="note", lines=1)
+                frame = gr.Image(label="click the sounding instrument to re-segment", interactive=False,
+                                 elem_id="frame")
+                t = gr.Slider(0, 10, value=0, step=0.04, label="time (s) of the frame", elem_id="time")
+        info = gr.Markdown(elem_id="info")
+        note = gr.Textbox(label="note", lines=1, elem_id="note")
         with gr.Row():
-            acc, rej, clr, nxt = (gr.Button("accept", variant="primary"), gr.Button("reject", variant="stop"),
-                                  gr.Button("clear decision"), gr.Button("next"))
-        stats = gr.Dataframe(s.stats_rows(), headers=STATS_HEADERS, label="per class", interactive=False)
+            acc, rej, clr, nxt = (gr.Button("accept", variant="primary", elem_id="accept"),
+                                  gr.Button("reject", variant="stop", elem_id="reject"),
+                                  gr.Button("clear decision", elem_id="clear"), gr.Button("next", elem_id="next"))
+        stats = gr.Dataframe(s.stats_rows(), headers=STATS_HEADERS, label="per class", interactive=False,
+                             elem_id="stats")
         for c in (queue, label):
             c.change(on_queue, [queue, label], clip)
-        clip.change(on_clip, clip, [video, info, frame])
+        clip.change(on_clip, clip, [video, info, frame, t])
         acc.click(on_decide("accept"), [clip, note], [info, stats])
         rej.click(on_decide("reject"), [clip, note], [info, stats])
         clr.click(on_decide("clear"), [clip, note], [info, stats])
         nxt.click(on_next, [queue, label, clip], clip)
         t.release(on_time, [clip, t], frame)
         frame.select(on_click, [clip, t], [video, info, stats])
-        app.load(on_clip, clip, [video, info, frame])
+        app.load(on_clip, clip, [video, info, frame, t])
     return app
 
 
