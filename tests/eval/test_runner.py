@@ -198,6 +198,8 @@ def test_desync_full_frame_and_focal_crop_with_tiny_synchformer(tmp_path):
     assert -1.0 <= res["metrics"]["IB_score"] <= 1.0
     ib = res["families"]["imagebind"]["skipped"]
     assert ib["novideo"] == "no video" and "2 frames" in ib["short"]
+    r = make_family("imagebind").compute([it], EvalContext(EvalOptions(**FAST), None))
+    assert set(r.rows["c0"]) == {"IB", "IB_focal"} and -1 <= r.metrics["IB_focal"] <= 1
 
 
 def test_clap_score_with_prompts_and_tiny_clap(folders, tmp_path):

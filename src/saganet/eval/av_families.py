@@ -6,7 +6,7 @@
 | `passt` | FD_PaSST (768-d), KL_PaSST (paired, softmax), IS_PaSST | refs for FD/KL |
 | `vggish` | FD_VGGish (per-0.96 s example embeddings of all files, unpaired) | refs |
 | `desync` | DeSync (s): Synchformer offset of generated audio vs its video; `DeSync_focal` on the object's focal crop when a mask is known | videos |
-| `imagebind` | IB_score: cosine of ImageBind audio (3 x 2 s clips) and vision (0.5 fps, 3 crops) embeddings | videos |
+| `imagebind` | IB_score: cosine of ImageBind audio (3 x 2 s clips) and vision (0.5 fps, 3 crops) embeddings; IB_focal on the object's focal crop | videos (+ masks) |
 | `clap` | CLAP score: cosine of the audio and its prompt's text embedding (LAION-CLAP HTSAT-base) | prompts |
 | `target_distractor` | accuracy and margin of PANNs-embedding cosine similarity of each generated stem to its own true stem vs the other objects' true stems | scenes with >= 2 objects and refs |
 
@@ -202,14 +202,31 @@ class ClapFamily:
 class IBFamily:
     name = "imagebind"
     needs = ("imagebind",)
-    description = "IB-score: cosine of ImageBind's audio embedding of each file and its video's vision embedding"
+    description = ("IB-score: cosine of ImageBind's audio embedding of each file and its video's vision embedding; "
+                   "IB_focal on the object's focal crop when a mask is known")
+
+    @staticmethod
+    def _focal_frames(ctx, it: EvalItem) -> torch.Tensor:
+        """The object's focal crop (SAGANet's, 224², from the 25 fps squashed frames) at 0.5 fps, in [0, 1]."""
+        from saganet.focal import focal_crop
+        from saganet.io.masks import MaskSpec, load_masks
+        from saganet.io.video import decode_video
+
+        v = decode_video(it.video, duration=ctx.opts.duration, clip_size=32, sync_size=224, quiet=True)
+        m = load_masks([MaskSpec(it.mask)], v, pad=True)[0].masks
+        frames, _, _ = focal_crop(v.sync_frames[None], m[None].float(), out_size=(224, 224))
+        return (frames[0, ::50] + 1) / 2  # 25 fps -> 0.5 fps
 
     def compute(self, items: list[EvalItem], ctx) -> FamilyResult:
         from saganet.eval.embedders.imagebind import read_frames_at
 
         res = FamilyResult()
         emb = ctx.embedder("imagebind")
-        scores = []
+        scores, focal = [], []
+
+        def cos(a, b) -> float:
+            return float(np.dot(a, b) / max(np.linalg.norm(a) * np.linalg.norm(b), 1e-12))
+
         for it in _progress(items, ctx, "ImageBind"):
             if it.video is None:
                 res.skipped[it.name] = "no video"
@@ -217,17 +234,23 @@ class IBFamily:
             try:
                 v = ctx.cached(f"{emb.id}-video", it.video, lambda it=it: {
                     "v": emb.embed_frames(read_frames_at(it.video, 0.5, ctx.opts.duration))})["v"]
+                a = ctx.embed("imagebind", it.gen)["audio"]
+                res.rows[it.name] = {"IB": cos(a, v)}
+                scores.append(res.rows[it.name]["IB"])
+                if it.mask is not None and it.mask.is_file():
+                    vf = ctx.cached(f"{emb.id}-focal-{ctx.file_hash(it.video)[:16]}", it.mask,
+                                    lambda it=it: {"v": emb.embed_frames(self._focal_frames(ctx, it))})["v"]
+                    res.rows[it.name]["IB_focal"] = cos(a, vf)
+                    focal.append(res.rows[it.name]["IB_focal"])
             except (InputError, ValueError) as e:
                 res.skipped[it.name] = str(e).splitlines()[0]
-                continue
-            a = ctx.embed("imagebind", it.gen)["audio"]
-            s = float(np.dot(a, v) / max(np.linalg.norm(a) * np.linalg.norm(v), 1e-12))
-            res.rows[it.name] = {"IB": s}
-            scores.append(s)
+                res.rows.pop(it.name, None)
         if scores:
             res.metrics["IB_score"] = float(np.mean(scores))
         else:
             res.notes.append("IB-score: no file had a usable video")
+        if focal:
+            res.metrics["IB_focal"] = float(np.mean(focal))
         return res
 
 

@@ -3,6 +3,9 @@
 
     saganet evaluate GEN_DIR --reference REF_DIR [--videos DIR] [--metrics panns,vggish,desync] [--out DIR]
     saganet evaluate urmp --root URMP_ROOT [--metadata metadata.tsv] --variant VARIANT --out DIR
+
+Options of each form: `saganet evaluate GEN_DIR --help`, `saganet evaluate urmp --help`. Metric definitions,
+models and checkpoints: docs/evaluation.md.
 """
 
 from __future__ import annotations
