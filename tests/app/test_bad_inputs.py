@@ -55,8 +55,9 @@ CASES = [
     Case("seed_text", ("seed", "int", "many"), None, {"seed": "many"}),
     Case("cfg_text", ("cfg", "number", "strong"), None, {"cfg": "strong"}),
     Case("gain_word", ("--gain", "loud"), ["--gain", "mask_0=loud"], flag=True),
-    Case("gain_inf", ("gain", "[-60, 60]"), ["--gain", "mask_0=inf"], flag=True),
-    Case("gain_unknown_object", ("--gain", "violin", "mask_0"), ["--gain", "violin=3"], flag=True),
+    Case("gain_word_in_a_job", ("gain of 'mask_0'", "loud"), None, {"gains": {"mask_0": "loud"}}),
+    Case("gain_inf", ("gain", "[-60, 60]"), ["--gain", "mask_0=inf"], {"gains": {"mask_0": INF}}),
+    Case("gain_unknown_object", ("--gain", "violin", "mask_0"), ["--gain", "violin=3"], {"gains": {"violin": 3}}),
     # devices: checked against what the machine has (CUDA is made unavailable for these tests)
     Case("device_cuda_without_gpu", ("cuda", "torch.cuda.is_available"), ["--device", "cuda"], flag=True),
     Case("device_bogus", ("unknown device", "bogus"), ["--device", "bogus"], flag=True),
@@ -78,13 +79,18 @@ CASES = [
     Case("video_is_a_number", ("'video'", "text", "5"), None, {"video": 5}),
     Case("masks_is_a_number", ("'masks'", "list", "5"), None, {"masks": 5}),
     Case("unknown_field", ("unknown job field 'colour'",), None, {"colour": "red"}),
+    Case("objects_not_pairs", ("'objects'", "[kind, value]"), None, {"objects": [["point"]]}),
     # objects from prompts (issue 13): a click on the background, a bad prompt, an unknown segmenter
-    Case("click_on_background", ("point 2,2", "background"), ["--point", "2,2", "--segmenter", "color"], masks=[]),
+    Case("click_on_background", ("point 2,2", "background"), ["--point", "2,2", "--segmenter", "color"],
+         {"objects": [["point", "2,2"]], "segmenter": "color"}, masks=[]),
     Case("point_outside_the_frame", ("outside the frame", "96x96"), ["--point", "500,5", "--segmenter", "color"],
+         {"objects": [["point", "500,5"]], "segmenter": "color"}, masks=[]),
+    Case("point_not_numbers", ("--point", "'x'", "not a number"), ["--point", "x,y"], {"objects": [["point", "x,y"]]},
          masks=[]),
-    Case("point_not_numbers", ("--point", "'x'", "not a number"), ["--point", "x,y"], masks=[]),
-    Case("unknown_segmenter", ("unknown segmenter 'bogus'",), ["--point", "40,40", "--segmenter", "bogus"], masks=[]),
-    Case("text_unknown_to_colour_segmenter", ("violin",), ["--text", "violin", "--segmenter", "color"], masks=[]),
+    Case("unknown_segmenter", ("unknown segmenter 'bogus'",), ["--point", "40,40", "--segmenter", "bogus"],
+         {"objects": [["point", "40,40"]], "segmenter": "bogus"}, masks=[]),
+    Case("text_unknown_to_colour_segmenter", ("violin",), ["--text", "violin", "--segmenter", "color"],
+         {"objects": [["text", "violin"]], "segmenter": "color"}, masks=[]),
 ]
 
 
@@ -205,7 +211,8 @@ def test_a_batch_goes_on_past_every_bad_line_and_prints_its_summary(env, capsys,
         else:
             lines.append(json.dumps({"video": _fill(c.video, env), "masks": _fill(c.masks, env),
                                      **_fill(c.job, env)}))
-    lines.insert(len(lines) // 2, json.dumps(good))
+    good_index = len(lines) // 2
+    lines.insert(good_index, json.dumps(good))
     jobs = env["tmp"] / "jobs.jsonl"
     jobs.write_text("\n".join(lines) + "\n")
     out = env["tmp"] / "out"
@@ -213,8 +220,7 @@ def test_a_batch_goes_on_past_every_bad_line_and_prints_its_summary(env, capsys,
     assert_one_error_line(code, err, (f"{len(bad)} of {len(bad) + 1} jobs failed",))
     assert f"batch: 1 done, 0 skipped (already finished), {len(bad)} failed" in stdout
     failures = list(iter_failures(out))
-    good_index = len(lines) // 2
-    assert [f["job"] for f in failures] == [i for i in range(len(lines)) if i != good_index]
+    assert [f["job"] for f in failures] == [i for i in range(len(lines)) if i != good_index], failures
     for f, c in zip(failures, bad):
         for w in c.words:
             if "{" not in w:

@@ -53,6 +53,20 @@ def test_named_objects_from_a_word_and_a_click_beside_a_mask_file(toy_media, tmp
     assert {"stem_first.flac", "stem_reed.flac", "stem_top.flac"} <= {p.name for p in out.iterdir()}
 
 
+def test_a_batch_line_with_clicks_and_gains(toy_media, tmp_path, capsys):
+    """The same objects from a batch line: "objects" pairs as on the command line, "segmenter", "gains"."""
+    x, y = toy_media["points"][0]
+    jobs = tmp_path / "jobs.jsonl"
+    jobs.write_text(json.dumps({"video": str(toy_media["video"]), "objects": [["object", "low"], ["point", f"{x},{y}"]],
+                                "segmenter": "color", "gains": {"low": -3}}) + "\n")
+    out = tmp_path / "out"
+    code = main(["generate", "--batch", str(jobs), *TOY, "-o", str(out)])
+    stdout = capsys.readouterr().out
+    assert code == 0 and "1 done" in stdout, stdout
+    run_info = json.loads((out / "00000_scene" / "run.json").read_text())
+    assert run_info["objects"] == ["low"] and run_info["segmentation"]["segmenter"] == "color"
+
+
 def test_segment_objects_matches_the_worlds_true_masks(toy_media):
     """The API path: clicks -> ObjectMasks aligned like mask files; IoU >= 0.9 with the true masks' alignment."""
     pipe = SAGANetPipeline.from_variant("toy")

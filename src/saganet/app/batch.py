@@ -4,6 +4,11 @@ A job is finished when its output folder holds `run.json`, the completion record
 (`saganet.app.outputs`); finished jobs are skipped on a rerun, unfinished ones are redone (what a killed run
 left is removed first, no `--overwrite` needed).
 
+A JSONL line: `{"video": "clip.mp4", "masks": ["violin.mp4"], "names": ["violin"], "seed": 3}`; objects may
+also come from prompts, segmented first: `"objects": [["point", "40,52"], ["object", "drum"], ["text", "drum"]]`
+(with `"segmenter"`), and mix gains from `"gains": {"violin": -6}`. CSV columns carry the same fields
+(';'-separated lists, `kind=value` prompts, `name=dB` gains).
+
 Every job is checked before any is run, exactly as a command line is (`job_request` builds the same
 `GenerateRequest` and `apply_job_options` type-checks the job's own fields): a line that is not a JSON object,
 a field of the wrong type, a bad number. A bad job is recorded as failed with its one-line reason (in
@@ -47,6 +52,8 @@ class Job:
     negative_prompt: str = ""
     options: dict = field(default_factory=dict)
     selects: list[str] = field(default_factory=list)
+    objects: list[tuple[str, str]] = field(default_factory=list)  # segmentation prompts, as on the command line
+    gains: dict = field(default_factory=dict)  # object name -> dB
     error: str | None = None
     line: int | None = None  # line (JSONL) or row (CSV) number in the jobs file
 
@@ -91,7 +98,36 @@ def _job_from_dict(d, index: int, out_root: Path, base: Path) -> Job:
     selects = _as_list(d.pop("selects", None), "selects")
     output = rel(d.pop("output")) if "output" in d else str(out_root / f"{index:05d}_{Path(video).stem}")
     return Job(video=video, masks=masks, output=output, names=names, prompt=d.pop("prompt", ""),
-               negative_prompt=d.pop("negative_prompt", ""), options=d, selects=selects)
+               negative_prompt=d.pop("negative_prompt", ""), selects=selects,
+               objects=_prompt_pairs(d.pop("objects", None)), gains=_gains(d.pop("gains", None)), options=d)
+
+
+def _prompt_pairs(v) -> list[tuple[str, str]]:
+    """'objects': [["point", "40,52"], ["object", "drum"], ["text", "drum"]] (a CSV cell: 'point=40,52;text=drum')."""
+    if v is None:
+        return []
+    if isinstance(v, str):
+        items = [tuple(x.split("=", 1)) for x in v.split(";") if x.strip()]
+    else:
+        items = v if isinstance(v, list) else [None]
+    if not all(isinstance(x, (list, tuple)) and len(x) == 2 and all(isinstance(y, str) for y in x) for x in items):
+        raise InputError(f"job field 'objects' must be a list of [kind, value] text pairs such as "
+                         f'[["point", "40,52"], ["text", "violin"]], got {v!r}')
+    return [(k.strip(), val.strip()) for k, val in items]
+
+
+def _gains(v) -> dict:
+    """'gains': {"violin": -6} (a CSV cell: 'violin=-6;drum=3'); numbers are checked by the request."""
+    if v is None:
+        return {}
+    if isinstance(v, str):
+        pairs = [x.split("=", 1) for x in v.split(";") if x.strip()]
+        if not all(len(x) == 2 for x in pairs):
+            raise InputError(f"job field 'gains' must look like 'name=dB;name=dB', got {v!r}")
+        return {k.strip(): _convert(g, float) for k, g in pairs}
+    if not isinstance(v, dict):
+        raise InputError(f'job field \'gains\' must map object names to dB, e.g. {{"violin": -6}}, got {v!r}')
+    return dict(v)
 
 
 def read_jobs(path: str | os.PathLike, out_root: str | os.PathLike) -> list[Job]:
@@ -218,7 +254,7 @@ def run_batch(jobs: list[Job], run_one: Callable[[Job], None], out_root: str | o
 # Options a batch job may set for itself: field -> (request path, type). The command line gives the rest.
 JOB_OPTIONS = {"seed": ("options.seed", int), "steps": ("options.steps", int), "cfg": ("options.cfg_strength", float),
                "sampler": ("options.sampler", str), "start": ("start", float), "duration": ("duration", float),
-               "variant": ("variant", str)}
+               "variant": ("variant", str), "segmenter": ("segmenter", str)}
 
 
 def _convert(value, kind: type):
@@ -242,8 +278,8 @@ def apply_job_options(request, options: dict):
     top, opts = {}, {}
     for key, value in options.items():
         if key not in JOB_OPTIONS:
-            raise InputError(f"unknown job field '{key}': a job may set video, masks, names, selects, output, "
-                             f"prompt, negative_prompt, {', '.join(JOB_OPTIONS)}")
+            raise InputError(f"unknown job field '{key}': a job may set video, masks, names, selects, objects, "
+                             f"gains, output, prompt, negative_prompt, {', '.join(JOB_OPTIONS)}")
         path, kind = JOB_OPTIONS[key]
         value = _convert(value, kind)
         ok = (isinstance(value, kind) and not isinstance(value, bool)) or (kind is float and isinstance(value, int)
@@ -266,7 +302,7 @@ def job_request(base, job: Job):
     opts = replace(base.options, prompt=job.prompt or base.options.prompt,
                    negative_prompt=job.negative_prompt or base.options.negative_prompt)
     req = replace(base, video=job.video, output=job.output, masks=mask_specs(job.masks, job.selects, job.names),
-                  options=opts)
+                  options=opts, segment_prompts=list(job.objects), gains_db={**base.gains_db, **job.gains})
     req = apply_job_options(req, job.options)
     req.validate()
     return req
