@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import torch
+from torch import nn
 
 from saganet import registry, weights
 from saganet.checkpoint import load_strict, read_checkpoint
@@ -25,6 +26,7 @@ from saganet.models import clip as clip_models
 from saganet.models.bigvgan import BIGVGAN_V1_16K, BigVGANConfig
 from saganet.models.dit import MMDiT, load_dit_state_dict
 from saganet.models.generator import AudioGenerator
+from saganet.models.lazy import LazyModule
 from saganet.models.motionformer import MotionFormerConfig, Synchformer
 from saganet.models.segaware import SynchformerWithContext
 from saganet.models.sync_encoder import (
@@ -127,12 +129,15 @@ def _load_custom(path: Path, spec: registry.VariantSpec, load: Callable[[dict], 
 
 
 def build_released(variant: str, weights_file: str | os.PathLike | None = None,
-                   model_dirs: Mapping[str, str] | None = None) -> AudioGenerator:
+                   model_dirs: Mapping[str, str] | None = None, lazy: bool = False) -> AudioGenerator:
     """The released SAGANet / MMAudio model. `weights_file` replaces the variant's own checkpoint (fine-tuned
-    weights); `model_dirs` gives local folders/files per model key (see `saganet.weights`)."""
+    weights); `model_dirs` gives local folders/files per model key (see `saganet.weights`). `lazy`: every
+    network is a `LazyModule`, read from disk when first used (low-memory generation)."""
     spec = registry.get_variant(variant)
     arch = architecture(spec)
     src = _Sources(spec.name, model_dirs)
+    if lazy:
+        return _build_released_lazy(spec, arch, src, weights_file, model_dirs)
 
     def load(ckpt_name: str, fn: Callable[[dict], T]) -> T:
         if weights_file is not None and ckpt_name == spec.checkpoint:
@@ -163,6 +168,61 @@ def build_released(variant: str, weights_file: str | os.PathLike | None = None,
     clip = clip_from_checkpoint(src.hub("clip"))
     return AudioGenerator(dit.eval(), sync.eval(), clip, clip, _codec(spec.codec, arch, src).eval(), arch.seq,
                           clip_size=arch.clip_size, sync_size=arch.sync_size, focal_mode=spec.focal_mode)
+
+
+def _build_released_lazy(spec: registry.VariantSpec, arch: Architecture, src: _Sources,
+                         weights_file: str | os.PathLike | None, model_dirs: Mapping[str, str] | None
+                         ) -> AudioGenerator:
+    """Each network built on demand; the checkpoint holding both the DiT and the encoder is read per part."""
+    for key in ("clip", *(["bigvgan_v2"] if spec.codec == "44k" else [])):
+        src.hub(key)  # resolve (download) everything up front: a missing model fails before any work
+    for name in (spec.checkpoint, *(() if spec.segaware else ("synchformer_state_dict.pth",))):
+        if weights_file is None or name != spec.checkpoint:
+            src.file(name)
+
+    def clip() -> nn.Module:
+        return clip_from_checkpoint(src.hub("clip"))
+
+    sync_cls = SegAwareSyncEncoder if spec.segaware else SyncEncoder
+    text = LazyModule(clip, "CLIP")
+    # the DiT and the sync encoder come from one checkpoint; building one part reads it and keeps that part
+    dit = LazyModule(lambda: _released_part(spec, arch, src, weights_file, "dit"), "DiT", MMDiT)
+    sync = LazyModule(lambda: _released_part(spec, arch, src, weights_file, "sync"), "sync encoder", sync_cls)
+    codec = LazyModule(lambda: _codec(spec.codec, arch, src), "codec", MelVAECodec)
+    return AudioGenerator(dit, sync, text, text, codec, arch.seq, clip_size=arch.clip_size, sync_size=arch.sync_size,
+                          focal_mode=spec.focal_mode)
+
+
+def _released_part(spec: registry.VariantSpec, arch: Architecture, src: _Sources,
+                   weights_file: str | os.PathLike | None, which: str) -> nn.Module:
+    """One network of a released variant: "dit" or "sync" (reads its checkpoint, keeps only that part)."""
+
+    def load(ckpt_name: str, fn: Callable[[dict], T]) -> T:
+        if weights_file is not None and ckpt_name == spec.checkpoint:
+            return _load_custom(Path(weights_file), spec, fn)
+        return _load_released(ckpt_name, src, fn)
+
+    if spec.segaware:
+        def load_part(ckpt: dict) -> nn.Module:
+            missing = [k for k in ("network", "synchformer") if not isinstance(ckpt.get(k), Mapping)]
+            if missing:
+                raise CheckpointError(f"no {' or '.join(repr(k) for k in missing)} entry: not a SAGANet checkpoint")
+            if which == "dit":
+                dit = MMDiT(arch.dit)
+                load_dit_state_dict(dit, ckpt, lora_merged=True)  # released LoRA weights are merged (RN-7)
+                return dit
+            enc = SynchformerWithContext(arch.sync)
+            load_saganet_synchformer(enc, ckpt["synchformer"])
+            return SegAwareSyncEncoder(enc)
+
+        return load(spec.checkpoint, load_part)
+    if which == "dit":
+        dit = MMDiT(arch.dit)
+        load(spec.checkpoint, lambda sd: load_dit_state_dict(dit, sd))
+        return dit
+    plain = Synchformer(arch.sync)
+    load("synchformer_state_dict.pth", lambda sd: load_mmaudio_synchformer(plain, sd))
+    return SyncEncoder(plain)
 
 
 def toy_checkpoint_path(name: str) -> Path:
@@ -235,12 +295,13 @@ def build_tiny(segaware: bool = True, seed: int = 0, duration: float = 2.0) -> A
 
 
 def build_variant(variant: str, weights_file: str | os.PathLike | None = None,
-                  model_dirs: Mapping[str, str] | None = None) -> AudioGenerator:
+                  model_dirs: Mapping[str, str] | None = None, lazy: bool = False) -> AudioGenerator:
     """Any registry variant. `weights_file`: fine-tuned weights in place of the variant's own (released:
-    the reference layout; toy: a toy-model file of the shipped config; tiny: a full state dict)."""
+    the reference layout; toy: a toy-model file of the shipped config; tiny: a full state dict). `lazy`:
+    released networks are read when first used (low memory; the small toy/tiny models load at once)."""
     spec = registry.get_variant(variant)
     if spec.source == "released":
-        return build_released(spec.name, weights_file, model_dirs)
+        return build_released(spec.name, weights_file, model_dirs, lazy=lazy)
     if model_dirs:
         log.warning("variant %s reads no downloaded models: --model-dir is ignored", spec.name)
     if spec.source == "toy":

@@ -16,6 +16,7 @@ import logging
 import math
 import time
 import weakref
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 import torch
@@ -25,6 +26,7 @@ from saganet.feature_cache import FeatureCache, file_key, make_key, tensor_key
 from saganet.io.masks import MaskSpec, ObjectMask, load_masks
 from saganet.io.video import DEFAULT_FRAME_RULE, DecodedVideo, decode_video
 from saganet.models.generator import AudioGenerator, Conditions
+from saganet.models.lazy import LazyModule, unload_all
 from saganet.sampling import SAMPLERS, generate_latents
 
 log = logging.getLogger(__name__)
@@ -85,10 +87,14 @@ class SAGANetPipeline:
     """Holds an `AudioGenerator` on a device and runs generations with it."""
 
     def __init__(self, model: AudioGenerator, variant: str = "custom", device: str | torch.device = "cpu",
-                 dtype: torch.dtype = torch.float32, cache: FeatureCache | None = None) -> None:
+                 dtype: torch.dtype = torch.float32, cache: FeatureCache | None = None,
+                 low_memory: bool = False) -> None:
         """`cache`: where decoded videos and CLIP / text features are reused across objects and calls
-        (default: in memory; `FeatureCache(folder)` also keeps CLIP features on disk across runs)."""
+        (default: in memory; `FeatureCache(folder)` also keeps CLIP features on disk across runs).
+        `low_memory`: free each lazily built network (`LazyModule`) when its stage ends, so the peak memory
+        is the largest stage's (build the model with `build_variant(..., lazy=True)`)."""
         self.variant, self.device, self.dtype = variant, torch.device(device), dtype
+        self.low_memory = low_memory
         self.cache = cache if cache is not None else FeatureCache()
         self._video_keys: dict[int, tuple[weakref.ref, str]] = {}
         self.model = model.eval().requires_grad_(False)
@@ -102,13 +108,17 @@ class SAGANetPipeline:
 
         self.frame_rule = VARIANTS[variant].frame_rule if variant in VARIANTS else DEFAULT_FRAME_RULE
         # identifies the frame/text encoders' weights in cache keys (a custom model never hits another's entry)
-        first = next(iter(self.model.frame_encoder.parameters()), None)
-        self._encoder_id = (type(self.model.frame_encoder).__name__,
-                            tensor_key(first.flatten()[:4096].float()) if first is not None else "none")
+        if isinstance(self.model.frame_encoder, LazyModule):  # not built yet: its files identify it
+            self._encoder_id = ("lazy", variant)
+        else:
+            first = next(iter(self.model.frame_encoder.parameters()), None)
+            self._encoder_id = (type(self.model.frame_encoder).__name__,
+                                tensor_key(first.flatten()[:4096].float()) if first is not None else "none")
 
     @classmethod
     def from_variant(cls, variant: str, device: str = "cpu", dtype: torch.dtype = torch.float32,
-                     weights: str | None = None, model_dirs: dict[str, str] | None = None) -> SAGANetPipeline:
+                     weights: str | None = None, model_dirs: dict[str, str] | None = None,
+                     cache: FeatureCache | None = None, low_memory: bool = False) -> SAGANetPipeline:
         """Build a registry variant. `weights`: a fine-tuned checkpoint in place of the variant's own file;
         `model_dirs`: plain local folders (or files) per model key (`{"clip": PATH, "bigvgan_v2": PATH,
         "saganet.pth": PATH, "all": FOLDER}`; see `saganet.weights`)."""
@@ -116,7 +126,8 @@ class SAGANetPipeline:
         from saganet.registry import canonical
 
         name = canonical(variant)
-        return cls(build_variant(name, weights_file=weights, model_dirs=model_dirs), name, device, dtype)
+        model = build_variant(name, weights_file=weights, model_dirs=model_dirs, lazy=low_memory)
+        return cls(model, name, device, dtype, cache=cache, low_memory=low_memory)
 
     # -- inputs -------------------------------------------------------------------------------
     def load_video(self, path, start: float = 0.0, duration: float | None = None, geometry: str = "squash",
@@ -152,10 +163,13 @@ class SAGANetPipeline:
         return key
 
     def encode_shared_conditions(self, video: DecodedVideo, prompts: list[str], negatives: list[str],
-                                 clip_seq_len: int, mask_away_clip: bool = False) -> Conditions:
+                                 clip_seq_len: int, mask_away_clip: bool = False,
+                                 timings: dict[str, float] | None = None) -> Conditions:
         """The conditions every object of a clip shares: CLIP frame features (cached per video content and
         encoder, also on disk when the cache has a folder) and text features (cached per prompts)."""
         m, dev, dt = self.model, self.device, self.dtype
+        timings = {} if timings is None else timings
+        t0 = time.perf_counter()
         clip_f = None
         if not mask_away_clip and m.use_clip_frames:
             key = make_key("clip", self.video_key(video), self._encoder_id, m.clip_size, clip_seq_len, str(dt))
@@ -165,6 +179,8 @@ class SAGANetPipeline:
             else:
                 clip_f = m.encode_clip(video.clip_frames[None, :clip_seq_len].to(dev, dt))
                 self.cache.put(key, {"clip_f": clip_f}, persist=True)
+        timings["clip"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
         tkey = make_key("text", self._encoder_id, m.empty_prompt, str(dt), prompts, negatives)
         text = self.cache.get(tkey)
         if text is None:
@@ -172,6 +188,7 @@ class SAGANetPipeline:
             self.cache.put(tkey, text)
         conds = m.encode_conditions(prompts, clip_f=clip_f, text_f=text.text_f, clip_seq_len=clip_seq_len,
                                     mask_away_clip=mask_away_clip or clip_f is None)
+        timings["text"] = time.perf_counter() - t0
         return Conditions(conds.clip_f, conds.text_f, text.negative_text_f)
 
     def load_masks(self, specs: list[MaskSpec], video: DecodedVideo, pad: bool = False,
@@ -179,6 +196,11 @@ class SAGANetPipeline:
         return load_masks(specs, video, pad=pad, strict=strict)
 
     # -- generation ---------------------------------------------------------------------------
+    def _end_stage(self, *parts) -> None:
+        """In low-memory mode, free the lazily built networks a stage used."""
+        if self.low_memory:
+            unload_all(*parts)
+
     def check_inputs(self, video: DecodedVideo, masks: list[ObjectMask], opt: GenerationOptions) -> list[ObjectMask]:
         """Validate before any network runs; returns the masks the model will use."""
         opt.validate()
@@ -211,11 +233,11 @@ class SAGANetPipeline:
         seq = m.seq_for(video.duration)
 
         # 2. encode the conditions shared by all objects (CLIP frames, prompts)
-        t0 = time.perf_counter()
         prompts = [opt.prompts.get(nm, opt.prompt) for nm in names]
         negatives = [opt.negative_prompts.get(nm, opt.negative_prompt) for nm in names]
-        conds = self.encode_shared_conditions(video, prompts, negatives, seq.clip_seq_len, opt.mask_away_clip)
-        timings["encode_clip_text"] = time.perf_counter() - t0
+        conds = self.encode_shared_conditions(video, prompts, negatives, seq.clip_seq_len, opt.mask_away_clip,
+                                              timings)
+        self._end_stage(m.frame_encoder, m.text_encoder)
 
         # 3. encode each object's motion with its mask (one batch)
         t0 = time.perf_counter()
@@ -226,21 +248,23 @@ class SAGANetPipeline:
         else:
             sync_f = m.encode_sync(frames, progress=opt.progress)
         sync_f = sync_f[:, : seq.sync_seq_len]
-        timings["encode_sync"] = time.perf_counter() - t0
+        timings["sync"] = time.perf_counter() - t0
+        self._end_stage(m.sync_encoder)
 
         # 4. sample the latents and decode them to waveforms
-        t0 = time.perf_counter()
         wav = sample_audio(m, conds.clip_f, sync_f, conds.text_f, opt, negative_text_f=conds.negative_text_f,
-                           latent_seq_len=seq.latent_seq_len)
+                           latent_seq_len=seq.latent_seq_len, timings=timings,
+                           after_dit=lambda: self._end_stage(m.dit))
+        self._end_stage(m.codec)
         wav = wav[:, : int(round(video.duration * m.sample_rate))]
-        timings["sample_decode"] = time.perf_counter() - t0
         return GenerationResult(names, wav.float().cpu(), m.sample_rate, video.duration, prompts, timings)
 
 
 @torch.no_grad()
 def sample_audio(model: AudioGenerator, clip_f: torch.Tensor, sync_f: torch.Tensor, text_f: torch.Tensor,
                  opt: GenerationOptions, negative_text_f: torch.Tensor | None = None,
-                 latent_seq_len: int | None = None) -> torch.Tensor:
+                 latent_seq_len: int | None = None, timings: dict[str, float] | None = None,
+                 after_dit: Callable[[], None] | None = None) -> torch.Tensor:
     """Conditions `(B, ...)` -> waveforms `(B, L)`: seeded noise, ODE sampling with CFG, codec decode.
 
     `latent_seq_len` defaults to the model's trained length (the conditions must then have its lengths)."""
@@ -250,7 +274,16 @@ def sample_audio(model: AudioGenerator, clip_f: torch.Tensor, sync_f: torch.Tens
     # normal fill works in blocks of 16), so a batched object would not match its single-object run.
     shape = (1, latent_seq_len or model.seq.latent_seq_len, dit.cfg.latent_dim)
     x0 = torch.cat([torch.randn(shape, generator=g, device=dev) for _ in range(len(clip_f))])
+    t0 = time.perf_counter()
     latent = generate_latents(dit, clip_f, sync_f, text_f, x0.to(clip_f.dtype), steps=opt.steps,
                               cfg_strength=opt.cfg_strength, method=opt.sampler,
                               negative_text_features=negative_text_f, progress=opt.progress)
-    return model.codec.latents_to_wav(latent.float()).float().cpu()
+    t1 = time.perf_counter()
+    if after_dit is not None:
+        after_dit()
+    mel = model.codec.decode(latent.float())
+    t2 = time.perf_counter()
+    wav = model.codec.vocode(mel).float().cpu()
+    if timings is not None:
+        timings.update(dit=t1 - t0, vae=t2 - t1, vocoder=time.perf_counter() - t2)
+    return wav

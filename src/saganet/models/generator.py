@@ -22,6 +22,7 @@ from torch import nn
 from saganet.configs import SequenceConfig
 from saganet.focal import DEFAULT_FOCAL_MODE, FocalMode, focal_crop
 from saganet.models.dit import MMDiT
+from saganet.models.lazy import LazyModule
 from saganet.models.sync_encoder import SegAwareSyncEncoder, SyncEncoder
 
 # The released focal crop has a 56 px minimum window on 224 px frames; smaller models scale it.
@@ -75,7 +76,9 @@ class AudioGenerator(nn.Module):
 
     @property
     def segaware(self) -> bool:
-        return isinstance(self.sync_encoder, SegAwareSyncEncoder)
+        enc = self.sync_encoder
+        return isinstance(enc, SegAwareSyncEncoder) or (isinstance(enc, LazyModule)
+                                                         and issubclass(enc.cls, SegAwareSyncEncoder))
 
     @property
     def sample_rate(self) -> int:
