@@ -156,3 +156,22 @@ def test_an_output_that_is_a_file_is_refused(tmp_path):
     with pytest.raises(InputError, match="existing file"):
         check_output_dir(f, [f / "mix.flac"], [], overwrite=True)
     assert f.read_text() == "x"
+
+
+def test_a_failed_write_leaves_no_folder(tmp_path, monkeypatch):
+    def disk_full(*a, **k):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(outputs, "write_audio", disk_full)
+    with pytest.raises(OSError):
+        write(tmp_path / "o")
+    assert not (tmp_path / "o").exists()
+
+
+def test_the_journal_of_a_live_process_is_left_alone(tmp_path):
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "stem_a.flac").write_bytes(b"being committed")
+    (out / JOURNAL).write_text(json.dumps({"pid": os.getppid(), "files": ["stem_a.flac", COMPLETION]}))
+    clean_stale(out)
+    assert visible(out) == {"stem_a.flac", JOURNAL}

@@ -132,9 +132,12 @@ def clean_stale(out_dir: str | os.PathLike) -> list[Path]:
     journal = out / JOURNAL
     if journal.is_file():
         try:
-            listed = json.loads(journal.read_text()).get("files", [])
-        except (OSError, ValueError, AttributeError):
-            listed = []
+            record = json.loads(journal.read_text())
+            listed, pid = list(record.get("files", [])), int(record.get("pid", 0))
+        except (OSError, ValueError, TypeError, AttributeError):
+            listed, pid = [], 0
+        if pid and pid != os.getpid() and _pid_alive(pid):
+            return removed  # another live process is committing into this folder right now
         if not (out / COMPLETION).is_file():  # the commit did not finish: its files are partial results
             for name in listed:
                 f = out / Path(str(name)).name  # names only, never a path outside the folder
@@ -189,8 +192,10 @@ def write_outputs(result: GenerationResult, video_path: str | os.PathLike, out_d
     files = [p for k, p in paths.items() if k != "run"]
     if not overwrite:
         check_output_dir(out, list(paths.values()), list(inputs or []), overwrite=False)
+    created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{os.getpid()}-", dir=out))
+    committed = False
     try:
         staged = {k: stage / p.name for k, p in paths.items()}
         for name, stem in zip(result.names, result.stems):
@@ -206,6 +211,9 @@ def write_outputs(result: GenerationResult, video_path: str | os.PathLike, out_d
                 "sample_rate": result.sample_rate, "timings": {k: round(v, 3) for k, v in result.timings.items()},
                 "outputs": {k: p.name for k, p in paths.items() if k != "run"}}
         commit_outputs(stage, out, [p.name for p in files], json.dumps(info, indent=2, default=str))
+        committed = True
     finally:
         shutil.rmtree(stage, ignore_errors=True)
+        if created and not committed and not any(out.iterdir()):
+            out.rmdir()  # a failed write leaves no empty folder behind
     return paths
