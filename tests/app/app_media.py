@@ -49,6 +49,13 @@ def toy_media(tmp_path_factory) -> dict:
     data = (d / "faststart.mp4").read_bytes()
     (d / "truncated.mp4").write_bytes(data[: len(data) * 3 // 4])
     Image.fromarray(scene.video[0]).save(d / "still.png")
+    ids = d / "ids"  # an instance-id PNG folder: object k has gray id 60 * (k + 1), background 0
+    ids.mkdir()
+    for t in range(scene.video.shape[0]):
+        frame = np.zeros(scene.video.shape[1:3], np.uint8)
+        for k in range(len(scene.classes)):
+            frame[scene.masks[k][t]] = 60 * (k + 1)
+        Image.fromarray(frame).save(ids / f"{t:04d}.png")
     shutil.copy(d / "still.png", d / "picture.mp4")
     return {"dir": d, "video": d / "scene.mp4", "masks": masks, "points": points, "scene": scene,
-            "truncated": d / "truncated.mp4", "picture": d / "picture.mp4"}
+            "truncated": d / "truncated.mp4", "picture": d / "picture.mp4", "ids": ids}

@@ -70,6 +70,12 @@ CASES = [
     Case("output_is_a_file", ("existing file", "not a folder"), ["-o", "{file}"], {"output": "{file}"}),
     # media and masks
     Case("select_on_binary_mask", ("--select 3", "background"), ["--select", "3"], {"selects": ["3"]}),
+    Case("select_grey_on_binary_mask", ("--select 128", "binary", "nothing"), ["--select", "128"],
+         {"selects": ["128"]}),
+    Case("select_absent_id", ("--select 7", "matches no pixel"), ["--select", "7"], {"selects": ["7"]},
+         masks=["{ids}"]),
+    Case("select_background_id", ("--select 0", "background"), ["--select", "0"], {"selects": ["0"]},
+         masks=["{ids}"]),
     Case("picture_renamed_mp4", ("picture.mp4", "still image", "not a video"), [], {}, video="{picture}"),
     Case("truncated_with_strict", ("truncated.mp4", "truncated", "container says 2.56 s"), ["--strict"],
          {}, flag=True, video="{truncated}", before_model=False),
@@ -102,6 +108,7 @@ def env(toy_media, tmp_path, monkeypatch) -> dict:
     d = toy_media["dir"]
     return {"video": str(toy_media["video"]), "mask0": str(d / "mask_0.mp4"), "mask1": str(d / "mask_1.mp4"),
             "picture": str(toy_media["picture"]), "truncated": str(toy_media["truncated"]), "file": str(file),
+            "ids": str(toy_media["ids"]),
             "tmp": tmp_path}
 
 

@@ -94,6 +94,14 @@ def test_truncated_video_warns_and_uses_what_decodes(toy_media, tmp_path, capsys
     assert 0.64 <= duration < 2.0  # the part that decodes, not the 2.56 s the header promises
 
 
+def test_select_an_id_in_an_instance_id_folder(toy_media, tmp_path, capsys):
+    out = tmp_path / "out"
+    code, _, err = run(capsys, toy_media["video"], "--mask", toy_media["ids"], "--select", "120", "--name", "second",
+                       "--no-video", *TOY, "-o", out)
+    assert code == 0, err
+    assert json.loads((out / "run.json").read_text())["objects"] == ["second"]
+
+
 @pytest.mark.parametrize("select", ["255", "-"])
 def test_select_white_or_none_on_a_binary_mask_is_the_object(select, toy_media, tmp_path, capsys):
     out = tmp_path / "out"

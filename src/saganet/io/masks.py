@@ -192,6 +192,14 @@ def _check_selector_in_binary(p: Path, select: Selector, tol: float, black_white
                          "(or give '-') for a binary mask")
 
 
+def _check_selector_found(p: Path, select: Selector, frames: list[np.ndarray]) -> None:
+    """A selected id / colour that is in no frame at all is a wrong selector, not an object out of view."""
+    if select is not None and frames and not any(f.any() for f in frames):
+        what = ",".join(map(str, select)) if isinstance(select, tuple) else str(select)
+        raise InputError(f"--select {what} matches no pixel in any frame of mask {p}: check the object's id or "
+                         "colour in that file")
+
+
 def _read_video_mask(spec: MaskSpec, max_side: int | None, id_video: bool) -> RawMask:
     p = spec.source
     container = _open(p)
@@ -241,6 +249,7 @@ def _read_video_mask(spec: MaskSpec, max_side: int | None, id_video: bool) -> Ra
         raise InputError(f"mask video {p} has no decodable frames: it is empty, corrupt or truncated")
     if id_video:
         _check_selector_in_binary(p, spec.select, tol, black_white, total)
+        _check_selector_found(p, spec.select, frames)
     return RawMask(np.stack(frames), np.asarray(times, np.float64), dur, orig, spec.display_name)
 
 
@@ -274,6 +283,10 @@ def _read_png_dir(spec: MaskSpec, fps: float, max_side: int | None) -> RawMask:
                              f"{orig[1]}x{orig[0]}: all frames of a mask must have one size")
         orig = arr.shape[:2]
         sel = spec.select
+        if sel is not None and _near_background(sel, tol) and not (mode == "P" and isinstance(sel, tuple)):
+            what = ",".join(map(str, sel)) if isinstance(sel, tuple) else str(sel)
+            raise InputError(f"--select {what} on mask folder {spec.source} selects the background (id 0 / black): "
+                             "select an object's id or colour, or drop --select for a binary mask")
         if mode == "P" and isinstance(sel, tuple) and palette:  # colour -> palette indices with that colour
             pal = np.asarray(palette, np.int16).reshape(-1, 3)
             ids = np.nonzero(np.abs(pal - np.asarray(sel, np.int16)).max(-1) <= tol)[0]
@@ -291,6 +304,7 @@ def _read_png_dir(spec: MaskSpec, fps: float, max_side: int | None) -> RawMask:
             top = 65535.0 if arr.dtype == np.uint16 else (255.0 if arr.dtype == np.uint8 else max(1.0, arr.max()))
             m = arr >= spec.threshold * top
         frames.append(_downscale(np.asarray(m, bool), max_side))
+    _check_selector_found(spec.source, spec.select, frames)
     seen_ids.discard(0)
     if len(seen_ids) > 1:
         raise InputError(f"mask folder {spec.source} holds several objects (palette indices "
