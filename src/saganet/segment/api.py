@@ -30,6 +30,7 @@ from scipy import ndimage
 from saganet.errors import InputError
 from saganet.io.video import DecodedVideo
 from saganet.segment.frames import VideoFrames, load_frames
+from saganet.segment.models import DEFAULT_LEARNED, SAM2_MODELS
 from saganet.segment.prompts import ObjectPrompt, parse_prompt_args, validate_prompts
 from saganet.segment.result import ObjectTrack, SegmentationResult
 
@@ -38,14 +39,7 @@ log = logging.getLogger(__name__)
 __all__ = ["SEGMENTERS", "SAM2_MODELS", "DEFAULT_LEARNED", "make_segmenter", "segment_video",
            "interpolate_masks"]
 
-SAM2_MODELS = {
-    "sam2.1-tiny": "facebook/sam2.1-hiera-tiny",
-    "sam2.1-small": "facebook/sam2.1-hiera-small",
-    "sam2.1-base-plus": "facebook/sam2.1-hiera-base-plus",
-    "sam2.1-large": "facebook/sam2.1-hiera-large",
-}
 SEGMENTERS = ("color", *SAM2_MODELS)
-DEFAULT_LEARNED = "sam2.1-tiny"  # the CPU default: 39 M parameters
 
 
 def make_segmenter(name: str, palette: dict[str, tuple[int, int, int]] | None = None,

@@ -36,6 +36,7 @@ from saganet import weights
 from saganet.errors import CheckpointError, InputError
 from saganet.segment.frames import VideoFrames
 from saganet.segment.grounding import Grounder, choose_detections, default_key_frames
+from saganet.segment.models import SAM2_MODELS
 from saganet.segment.prompts import Box, ObjectPrompt
 from saganet.segment.result import ObjectTrack
 from saganet.weights import HubModel, resolve_hub
@@ -47,8 +48,6 @@ __all__ = ["Sam2Segmenter", "hub_model"]
 
 def hub_model(key: str) -> HubModel:
     """The hub model of a SAM 2.1 size ("sam2.1-tiny", ...), as registered in saganet.weights."""
-    from saganet.segment.api import SAM2_MODELS
-
     try:
         return weights.hub_model(key)
     except CheckpointError:  # not registered there: the hub id alone is enough to fetch it
