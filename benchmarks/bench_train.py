@@ -24,7 +24,7 @@ from pathlib import Path
 REFERENCE_STEPS, REFERENCE_BATCH = 70_000, 4
 
 
-def one(mode: str, precision: str, steps: int, device: str, duration: float) -> dict:
+def one(mode: str, precision: str, steps: int, device: str, duration: float, warmup: int) -> dict:
     import torch
     from torch.utils.data import Dataset
 
@@ -67,7 +67,8 @@ def one(mode: str, precision: str, steps: int, device: str, duration: float) -> 
         if trainer.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats()
         t0 = time.perf_counter()
-        trainer.train_step()  # warm-up (allocations, oneDNN/cuDNN kernel choice)
+        for _ in range(warmup):
+            trainer.train_step()  # warm-up (allocations, oneDNN/cuDNN kernel choice)
         warm = time.perf_counter() - t0
         times = []
         for _ in range(steps):
@@ -80,7 +81,7 @@ def one(mode: str, precision: str, steps: int, device: str, duration: float) -> 
             times.append(time.perf_counter() - t0)
         mem = (torch.cuda.max_memory_allocated() / 2**20 if trainer.device.type == "cuda" else peak_rss_mib())
         return {"mode": mode, "precision": precision, "duration": duration, "segments": seq.num_sync_segments, "device": str(trainer.device), "trainable": n_train,
-                "warmup_s": warm, "s_per_step": sum(times) / len(times), "steps": steps, "peak_mib": mem,
+                "warmup_s": warm, "warmup_steps": warmup, "s_per_step": sum(times) / len(times), "steps": steps, "peak_mib": mem,
                 "threads": torch.get_num_threads()}
 
 
@@ -89,6 +90,7 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=2, help="timed steps after one warm-up step")
     p.add_argument("--bf16-steps", type=int, default=None, help="timed steps with bf16 (default: --steps)")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--warmup", type=int, default=1, help="untimed steps first (0: the timed step is the first)")
     p.add_argument("--duration", type=float, default=5.0,
                    help="clip seconds (5 = the reference; shorter to fit a small machine's memory)")
     p.add_argument("--modes", default="encoder,lora")
@@ -97,14 +99,14 @@ def main() -> None:
     p.add_argument("--one", nargs=2, metavar=("MODE", "PRECISION"), help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.one:
-        print(json.dumps(one(args.one[0], args.one[1], args.steps, args.device, args.duration)))
+        print(json.dumps(one(args.one[0], args.one[1], args.steps, args.device, args.duration, args.warmup)))
         return
     rows = []
     for precision in args.precisions.split(","):
         for mode in args.modes.split(","):
             steps = args.bf16_steps if precision == "bf16" and args.bf16_steps else args.steps
             cmd = [sys.executable, __file__, "--one", mode, precision, "--steps", str(steps), "--device", args.device,
-                   "--duration", str(args.duration)]
+                   "--duration", str(args.duration), "--warmup", str(args.warmup)]
             try:
                 r = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout,
                                    cwd=Path(__file__).parent)
@@ -124,7 +126,7 @@ def main() -> None:
     for r in rows:
         proj_h = r["s_per_step"] * REFERENCE_BATCH * REFERENCE_STEPS / 3600
         print(f"| {r['mode']} | {r['precision']} | {r['device']} ({r['threads']} threads) | {r['trainable'] / 1e6:.2f} M "
-              f"| {r['s_per_step']:.2f} (mean of {r['steps']}; warm-up {r['warmup_s']:.1f}) | {r['peak_mib']:.0f} "
+              f"| {r['s_per_step']:.1f} (mean of {r['steps']} after {r['warmup_steps']} warm-up) | {r['peak_mib']:.0f} "
               f"| {proj_h:.0f} h = {proj_h / 24:.1f} days |")
 
 

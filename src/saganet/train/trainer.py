@@ -336,24 +336,25 @@ class Trainer:
         return True
 
     def _keep_top_k(self, val_loss: float, state: dict) -> None:
+        """Keep the training state of the `keep_top_k` lowest validation losses (`ckpt_stepN.pt`)."""
         if self.cfg.keep_top_k <= 0 or not math.isfinite(val_loss):
             return
         worst = max((e["val_loss"] for e in self.top_k), default=math.inf)
         if len(self.top_k) >= self.cfg.keep_top_k and val_loss >= worst:
             return
         name = f"ckpt_step{self.step:08d}.pt"
-        if _is_main():
-            save_state(state, self.out / name)
-        self.top_k = sorted([*self.top_k, {"step": self.step, "val_loss": val_loss, "file": name}],
-                            key=lambda e: e["val_loss"])
-        for e in self.top_k[self.cfg.keep_top_k:]:
-            if _is_main():
-                (self.out / e["file"]).unlink(missing_ok=True)
-        self.top_k = self.top_k[: self.cfg.keep_top_k]
-        if _is_main():
-            atomic_write_text(self.out / "top_k.json", json.dumps(self.top_k, indent=1))
-            if self.top_k[0]["step"] == self.step:
-                self.export(self.out / "weights_best.pth")
+        ranked = sorted([*self.top_k, {"step": self.step, "val_loss": val_loss, "file": name}],
+                        key=lambda e: e["val_loss"])
+        self.top_k, dropped = ranked[: self.cfg.keep_top_k], ranked[self.cfg.keep_top_k:]
+        state["top_k"] = json.dumps(self.top_k)  # the saved states know the list they belong to
+        if not _is_main():
+            return
+        save_state(state, self.out / name)
+        atomic_write_text(self.out / "top_k.json", json.dumps(self.top_k, indent=1))
+        for e in dropped:
+            (self.out / e["file"]).unlink(missing_ok=True)
+        if self.top_k[0]["step"] == self.step:
+            self.export(self.out / "weights_best.pth")
 
     # -- loop -----------------------------------------------------------------------------------------
     def _autocast(self):
