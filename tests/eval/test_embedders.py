@@ -59,6 +59,7 @@ def test_panns_shapes_on_sine_silence_and_10s():
         assert np.isfinite(out["logits"]).all()
 
 
+@pytest.mark.slow
 def test_panns_full_size_shapes():
     e = build_embedder("panns", "random", "full")
     out = e.embed(sine(440, 5, 16000))
@@ -195,3 +196,19 @@ def test_imagebind_inputs_and_shapes():
     assert e.embed_frames(torch.rand(3, 3, 40, 30)).shape == (8,)
     with pytest.raises(ValueError):
         e.embed_frames(torch.rand(1, 3, 40, 30))
+
+
+def test_vggish_full_size_shapes():
+    e = build_embedder("vggish", "random", "full")
+    assert e.embed(sine(440, 5, 16000))["frames"].shape == (5, 128)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind,sr,shapes", [("passt", 32000, {"embedding": (768,), "logits": (527,)}),
+                                            ("clap", 48000, {"audio": (512,)}),
+                                            ("synchformer", 16000, {"segments": (14, 6, 768)}),
+                                            ("imagebind", 16000, {"audio": (1024,)})])
+def test_full_size_outputs(kind, sr, shapes):
+    """Audio side of each model at its real size (video towers: benchmarks/bench_eval.py)."""
+    out = build_embedder(kind, "random", "full").embed(sine(440, 5, sr))
+    assert {k: v.shape for k, v in out.items()} == shapes and all(np.isfinite(v).all() for v in out.values())
