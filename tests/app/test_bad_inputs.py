@@ -236,6 +236,7 @@ def test_a_batch_goes_on_past_every_bad_line_and_prints_its_summary(env, capsys,
     assert (job_dir / "run.json").is_file() and json.loads((job_dir / "run.json").read_text())["options"]["seed"] == 3
 
 
+@pytest.mark.slow
 def test_in_a_real_process_stderr_is_one_line(env):
     """The same contract seen from outside (real logging, real stderr): the hang of `--start nan` and a batch
     whose job has `cfg: Infinity` next to a good job (which used to abort the batch without a summary)."""
