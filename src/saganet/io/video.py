@@ -162,8 +162,8 @@ def _open(p: Path) -> av.container.InputContainer:
     try:
         return av.open(str(p), mode="r")
     except _DECODE_ERRORS as e:
-        raise InputError(f"cannot read {p} as a video ({_short(e)}): the file is corrupt or not a media file; "
-                         "re-encode it, e.g. `ffmpeg -i IN -c:v libx264 OUT.mp4`") from e
+        raise InputError(f"cannot read {p} as a video ({_short(e)}): the file is corrupt, truncated or not a media "
+                         "file; re-encode it, e.g. `ffmpeg -i IN -c:v libx264 OUT.mp4`") from e
 
 
 def _short(e: BaseException) -> str:
