@@ -212,3 +212,20 @@ def test_run_batch_goes_on_after_a_failure(tmp_path):
     seen.clear()
     s = run_batch(jobs, run_one, tmp_path / "out", quiet=True)
     assert seen == ["v1.mp4"] and (s.done, s.skipped, len(s.failed)) == (0, 2, 1)
+
+
+def test_jobs_carry_objects_and_gains_in_jsonl_and_csv(tmp_path):
+    """Segmentation prompts ("objects") and mix gains per job: JSONL lists/objects, CSV 'kind=value' / 'name=dB'."""
+    jl = tmp_path / "jobs.jsonl"
+    jl.write_text(json.dumps({"video": "v.mp4", "objects": [["object", "drum"], ["point", "40,52@0.5"]],
+                              "segmenter": "color", "gains": {"drum": -6}}) + "\n")
+    (a,) = read_jobs(jl, tmp_path / "o")
+    assert a.objects == [("object", "drum"), ("point", "40,52@0.5")] and a.gains == {"drum": -6}
+    assert a.options == {"segmenter": "color"} and a.error is None
+    csv_file = tmp_path / "jobs.csv"
+    csv_file.write_text('video,objects,gains\nv.mp4,"object=drum;point=40,52;text=reed","drum=-6;reed=2.5"\n'
+                        'v.mp4,"point",drum=loud\n')
+    b, c = read_jobs(csv_file, tmp_path / "o")
+    assert b.objects == [("object", "drum"), ("point", "40,52"), ("text", "reed")]
+    assert b.gains == {"drum": -6.0, "reed": 2.5}
+    assert c.error is not None and "'objects'" in c.error and "jobs.csv:3" in c.error

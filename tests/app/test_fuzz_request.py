@@ -18,7 +18,7 @@ from saganet.app import generate as generate_module
 from saganet.app.batch import Job, job_request
 from saganet.app.cli import main
 from saganet.app.generate import MAX_GAIN_DB, GenerateRequest
-from saganet.errors import SaganetError
+from saganet.errors import InputError, SaganetError
 from saganet.io.masks import MaskSpec
 from saganet.pipeline import MAX_CFG, MAX_SEED, MAX_STEPS, GenerationOptions
 
@@ -127,3 +127,29 @@ def test_fuzz_command_line_numbers(flag, value, toy_media, tmp_path_factory, cap
     lines = err.strip().splitlines()
     assert code == 2 and len(lines) == 1 and lines[0].startswith("saganet: error: ") and "Traceback" not in err, err
     assert not out.exists() or not any(out.iterdir())
+
+
+@FUZZ
+@given(lines=st.lists(st.one_of(st.text(max_size=40), st.builds(json.dumps, st.recursive(
+    st.none() | st.booleans() | FLOATS | st.text(max_size=5),
+    lambda c: st.lists(c, max_size=3) | st.dictionaries(st.sampled_from(
+        ["video", "masks", "mask", "names", "objects", "gains", "seed", "cfg", "output"]), c, max_size=4),
+    max_leaves=8))), min_size=1, max_size=5), suffix=st.sampled_from([".jsonl", ".csv"]))
+def test_fuzz_jobs_file(lines, suffix, tmp_path_factory):
+    """Any jobs file: a one-line InputError for the whole file, or one Job per line, each valid or with its error."""
+    from saganet.app.batch import read_jobs
+
+    d = tmp_path_factory.mktemp("fuzz_jobs")
+    f = d / f"jobs{suffix}"
+    f.write_text("\n".join(lines) + "\n", encoding="utf-8", errors="surrogatepass")
+    try:
+        jobs = read_jobs(f, d / "out")
+    except InputError as e:
+        one_line(e)
+        return
+    for job in jobs:
+        assert isinstance(job, Job)
+        if job.error is not None:
+            assert "\n" not in job.error
+        else:
+            assert isinstance(job.video, str) and all(isinstance(m, str) for m in job.masks)
