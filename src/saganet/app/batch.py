@@ -212,6 +212,8 @@ def run_batch(jobs: list[Job], run_one: Callable[[Job], None], out_root: str | o
     out_root.mkdir(parents=True, exist_ok=True)
     failures_file = out_root / "batch_failures.jsonl"
     failures_file.unlink(missing_ok=True)  # it lists the failures of this run (failed jobs are retried)
+    for stale in out_root.glob(".batch_failures.*.jsonl"):  # temp files of a run killed while recording
+        stale.unlink(missing_ok=True)
     records: list[dict] = []
     summary = BatchSummary()
 
