@@ -12,7 +12,8 @@ configuration against Euler 25 (mean over rows of the difference, as % of Euler 
 bootstrap CI), and the verdict of the issue's rule for a "fast" preset: within 2 % of Euler 25 on log-mel
 distance and class accuracy (read one-sided: not worse by more than 2 %), on both test kinds.
 
-    .venv/bin/python benchmarks/bench_samplers.py --n 24 --int8 --json toy_samplers.json
+    .venv/bin/python benchmarks/bench_samplers.py --n 16 --int8 --json toy_samplers.json
+    .venv/bin/python benchmarks/bench_samplers.py --n 40 --configs midpoint:5 midpoint:4   # confirm a preset
 """
 
 from __future__ import annotations
@@ -90,10 +91,15 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--int8", action="store_true", help="also Euler 25 with int8 dynamically quantised encoders")
     ap.add_argument("--workers", type=int, default=2, help="processes (one test kind each, one thread each)")
+    ap.add_argument("--configs", nargs="+", metavar="SAMPLER:STEPS",
+                    help="only these (e.g. euler:25 midpoint:5; Euler 25 is always included as the reference)")
     ap.add_argument("--json", help="write every summary here")
     args = ap.parse_args()
 
     configs = configurations()
+    if args.configs:
+        chosen = [(m, int(k)) for m, k in (c.split(":") for c in args.configs)]
+        configs = [REFERENCE] + [c for c in chosen if c != REFERENCE]
     tasks = [(split, args.n, configs, args.cfg, args.seed, args.int8) for split in KIND_OF_SPLIT]
     t0 = time.perf_counter()
     if args.workers > 1:
