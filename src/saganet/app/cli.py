@@ -81,7 +81,16 @@ def _add_generate(sub) -> None:
     p.add_argument("--no-video", action="store_true", help="do not write the muxed mp4")
     p.add_argument("--format", choices=("flac", "wav"), default="flac")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or mps")
-    p.add_argument("--dtype", choices=("fp32", "bf16"), default="fp32")
+    p.add_argument("--dtype", choices=("fp32", "bf16"), default="fp32",
+                   help="bf16: on CUDA, or on CPUs with native bf16 (AVX512-BF16/AMX); refused elsewhere")
+    p.add_argument("--cache-dir", default=None, metavar="FOLDER",
+                   help="keep CLIP features of processed videos here: later runs on the same video skip CLIP")
+    p.add_argument("--low-memory", action="store_true",
+                   help="load each network when its stage starts and free it after (peak = the largest stage)")
+    p.add_argument("--compile", action="store_true", help="torch.compile CLIP, the sync encoder and the DiT "
+                   "(first run compiles; outputs equal eager within 1e-4)")
+    p.add_argument("--quantize", action="store_true",
+                   help="int8 dynamic quantisation of the encoders' linear layers (CPU; see README 'Speed')")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs in the folder")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_generate, segment_prompts=None)
@@ -142,7 +151,9 @@ def base_request(args):
                            strict=args.strict, overlay_masks=args.overlay_masks, write_video=not args.no_video,
                            format=args.format, gains_db=gains, device=args.device, dtype=args.dtype,
                            overwrite=args.overwrite, quiet=args.quiet,
-                           segment_prompts=list(args.segment_prompts or []), segmenter=args.segmenter)
+                           segment_prompts=list(args.segment_prompts or []), segmenter=args.segmenter,
+                           cache_dir=args.cache_dir, low_memory=args.low_memory, compile=args.compile,
+                           quantize=args.quantize)
 
 
 def cmd_generate(args) -> int:
@@ -211,6 +222,9 @@ def _add_ui(sub) -> None:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=7860)
     p.add_argument("--variant", default="toy", help="variant selected at start")
+    p.add_argument("--segmenter", default=None,
+                   help="segmenter selected at start (default: color for the toy variants, else sam2.1-tiny)")
+    p.add_argument("--max-upload-mb", type=float, default=500, help="largest accepted upload in MB (default 500)")
     p.set_defaults(func=cmd_ui)
 
 
@@ -221,7 +235,8 @@ def cmd_ui(args) -> int:
         raise SaganetError("the web UI needs Gradio: pip install 'saganet[web]'") from e
     from saganet.app.webui import launch
 
-    launch(args.output, host=args.host, port=args.port, variant=args.variant)
+    launch(args.output, host=args.host, port=args.port, variant=args.variant, max_upload_mb=args.max_upload_mb,
+           segmenter=args.segmenter)
     return 0
 
 
@@ -295,6 +310,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="saganet", description="Segmentation-aware video-to-audio generation.")
     p.add_argument("--version", action="version", version=f"saganet {__version__}")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    p.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="CPU threads for torch (default: torch's choice, usually one per core)")
     sub = p.add_subparsers(dest="command")
     _add_generate(sub)
     _add_demo(sub)
@@ -320,6 +337,15 @@ def _feature_commands() -> list:
     return out
 
 
+def set_threads(n: int) -> None:
+    """`--threads N`: torch's intra-op threads for this process (the web UI and every command)."""
+    if n < 1 or n > 1024:
+        raise InputError(f"--threads must be between 1 and 1024, got {n}")
+    import torch
+
+    torch.set_num_threads(n)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -330,6 +356,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     try:
+        if args.threads is not None:
+            set_threads(args.threads)
         return int(args.func(args) or 0)
     except SaganetError as e:
         print(f"saganet: error: {str(e).splitlines()[0]}", file=sys.stderr)

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from saganet import __version__
 from saganet.errors import InputError
+from saganet.feature_cache import FeatureCache
 from saganet.io.masks import MaskSpec, ObjectMask, parse_select
 from saganet.pipeline import GenerationOptions, SAGANetPipeline
 
@@ -138,6 +139,11 @@ class GenerateRequest:
     quiet: bool = False
     segment_prompts: list[tuple[str, str]] = field(default_factory=list)
     segmenter: str | None = None
+    # speed and memory (issue 12): feature cache folder, networks loaded per stage, opt-in faster encoders
+    cache_dir: str | None = None
+    low_memory: bool = False
+    compile: bool = False
+    quantize: bool = False
 
     def validate_settings(self) -> None:
         """Check the settings that do not depend on the inputs: variant, options, times, format, device, gains.
@@ -160,6 +166,12 @@ class GenerateRequest:
         if self.dtype not in DTYPES:
             raise InputError(f"unknown dtype '{self.dtype}': choose {' or '.join(DTYPES)}")
         check_device(self.device)
+        check_precision(self.device, self.dtype)
+        if self.quantize and self.device.strip() != "cpu":
+            raise InputError("--quantize (int8 dynamic quantisation) runs on the CPU only: drop it or use --device cpu")
+        if self.cache_dir is not None and (not isinstance(self.cache_dir, (str, os.PathLike))
+                                           or Path(self.cache_dir).is_file()):
+            raise InputError(f"--cache-dir {self.cache_dir!r} must be a folder path")
         if not isinstance(self.gains_db, dict):
             raise InputError("gains must map object names to dB")
         for name, db in self.gains_db.items():
@@ -241,23 +253,54 @@ def request_fields() -> list[str]:
 
 
 class ModelCache:
-    """Pipelines kept loaded across requests of one process (batch runs, the web UI)."""
+    """Pipelines kept loaded across requests of one process (batch runs, the web UI), sharing one feature cache
+    per cache folder, so a second object on a clip reuses its decoded frames and CLIP/text features."""
 
     def __init__(self) -> None:
         self._pipes: dict[tuple, SAGANetPipeline] = {}
+        self._features: dict[str | None, FeatureCache] = {}
 
     def get(self, variant: str, device: str, dtype: str, weights: str | None = None,
-            model_dirs: dict[str, str] | None = None) -> SAGANetPipeline:
+            model_dirs: dict[str, str] | None = None, cache_dir: str | None = None, low_memory: bool = False,
+            compile: bool = False, quantize: bool = False) -> SAGANetPipeline:
         import torch
 
-        key = (variant, device, dtype, weights, tuple(sorted((model_dirs or {}).items())))
+        from saganet.acceleration import compile_networks, quantize_encoders
+
+        key = (variant, device, dtype, weights, tuple(sorted((model_dirs or {}).items())), low_memory, compile,
+               quantize)
         if key not in self._pipes:
             t0 = time.perf_counter()
             torch_dtype = torch.bfloat16 if dtype == "bf16" else torch.float32
-            self._pipes[key] = SAGANetPipeline.from_variant(variant, device=device, dtype=torch_dtype,
-                                                            weights=weights, model_dirs=model_dirs)
+            folder = str(cache_dir) if cache_dir else None
+            if folder not in self._features:
+                self._features[folder] = FeatureCache(folder)
+            pipe = SAGANetPipeline.from_variant(variant, device=device, dtype=torch_dtype, weights=weights,
+                                                model_dirs=model_dirs, cache=self._features[folder],
+                                                low_memory=low_memory)
+            if quantize:
+                quantize_encoders(pipe.model)
+            if compile:
+                compile_networks(pipe.model)
+            self._pipes[key] = pipe
             log.info("loaded variant %s in %.1f s", variant, time.perf_counter() - t0)
         return self._pipes[key]
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX); elsewhere bf16 is emulated, ~40x slower."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def check_precision(device: str, dtype: str) -> None:
+    """bf16 on a CPU only where the CPU has it natively; on CUDA bf16 is what the reference demo uses."""
+    if dtype == "bf16" and str(device).strip().startswith("cpu") and not cpu_has_native_bf16():
+        raise InputError("--dtype bf16 on this CPU is emulated (no AVX512-BF16 / AMX): about 40x slower than "
+                         "fp32; use --dtype fp32")
 
 
 def _segment(req: GenerateRequest, objects: list):
@@ -341,7 +384,8 @@ def run_request(req: GenerateRequest, models: ModelCache) -> dict[str, Path]:
         check_output_dir(out, plan(names), inputs, req.overwrite)
 
     # 2. the model (cached), then the inputs decoded at its frame sizes
-    pipe = models.get(req.variant, req.device, req.dtype, req.weights, req.model_dirs)
+    pipe = models.get(req.variant, req.device, req.dtype, req.weights, req.model_dirs, cache_dir=req.cache_dir,
+                      low_memory=req.low_memory, compile=req.compile, quantize=req.quantize)
     with truncation_policy("error" if req.strict else "warn"):
         decoded = pipe.load_video(req.video, start=req.start, duration=req.duration,
                                   geometry="center_crop" if req.center_crop else "squash",
