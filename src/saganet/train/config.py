@@ -82,10 +82,6 @@ class TrainConfig:
     log_every: int = 20
     keep_top_k: int = 3
     val_max_batches: int = 0  # 0: the whole validation split
-    sample_every: int = 0  # 0: no periodic sampling
-    sample_count: int = 4
-    sample_steps: int = 25
-    sample_cfg: float = 4.5
     seed: int = 14159265
     max_minutes: float | None = None  # stop (and save) when this wall-time budget is spent
     tensorboard: bool = True
@@ -111,7 +107,7 @@ class TrainConfig:
         for k in ("null_video_p", "null_text_p", "ema_beta"):
             if getattr(self, k) > 1:
                 raise InputError(f"config: {k} must be in [0, 1], got {getattr(self, k)}")
-        for k in ("warmup_steps", "num_workers", "keep_top_k", "val_max_batches", "sample_every",
+        for k in ("warmup_steps", "num_workers", "keep_top_k", "val_max_batches",
                   "ema_update_after_step"):
             if getattr(self, k) < 0:
                 raise InputError(f"config: {k} must be >= 0, got {getattr(self, k)}")
