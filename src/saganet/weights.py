@@ -1,4 +1,4 @@
-"""Where every model comes from: released files (registry: URL, MD5, size), hub models, local folders.
+"""Where every model comes from: released files (registry: URL, MD5, size), hub models, local folders (RN-40).
 
 One place answers "where is model X read from" (`model_source`) and every loader goes through it
 (`resolve` for registry files, `resolve_hub` for hub models, `resolve_model` for either). In order:

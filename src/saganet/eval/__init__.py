@@ -1,4 +1,4 @@
-"""Evaluation of generated audio: the paper's metrics (av-benchmark definitions), segmentation-aware
+"""Evaluation of generated audio: the paper's metrics (av-benchmark definitions, RN-46), segmentation-aware
 metrics, metric families from other layers (registry), and the URMP protocol.
 
     from saganet.eval import EvalOptions, evaluate_folder

@@ -2,7 +2,7 @@
 
 Two steps:
 - `read_mask(spec)` reads a source into a `RawMask`: boolean frames `(N, h, w)` with their timestamps.
-- `align_mask(raw, ...)` resamples it to the video's sync timestamps, picking mask frames by the same rule
+- `align_mask(raw, ...)` (RN-28) resamples it to the sync timestamps, picking mask frames by the same rule
   as the video's frames (`frame_rule`, default the reference's first frame at or after each time; see
   `saganet.io.video`), so a mask made from the video's own frames lines up frame for frame; and to the
   sync frames' geometry (squash, or resize-short-side + centre crop), giving `(T, 1, S, S)` float in {0, 1}.

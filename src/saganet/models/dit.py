@@ -316,7 +316,7 @@ class MMDiT(nn.Module):
                   ) -> tuple[torch.Tensor, torch.Tensor]:
         """float32 RoPE tables for these lengths: latent `(1, N, d/2, 2, 2)`, clip `(1, Nc, d/2, 2, 2)`.
 
-        Computed from the input's lengths (any duration) and cached per (lengths, device); no module
+        Computed from the input's lengths (any duration, RN-50) and cached per (lengths, device); no module
         state changes between calls. Like the reference, `t_embed.freqs` is not touched.
         """
         key = (latent_seq_len, clip_seq_len, str(device))
