@@ -297,7 +297,8 @@ def build_tiny(segaware: bool = True, seed: int = 0, duration: float = 2.0) -> A
 def build_variant(variant: str, weights_file: str | os.PathLike | None = None,
                   model_dirs: Mapping[str, str] | None = None, lazy: bool = False) -> AudioGenerator:
     """Any registry variant. `weights_file`: fine-tuned weights in place of the variant's own (released:
-    the reference layout; toy: a toy-model file of the shipped config; tiny: a full state dict). `lazy`:
+    the reference layout; toy: a toy-model file of the shipped config; tiny: the reference layout or a full
+    state dict). `lazy`:
     released networks are read when first used (low memory; the small toy/tiny models load at once)."""
     spec = registry.get_variant(variant)
     if spec.source == "released":
@@ -310,5 +311,11 @@ def build_variant(variant: str, weights_file: str | os.PathLike | None = None,
         return load_toy_file(weights_file, _toy_config(spec.name))
     model = build_tiny()
     if weights_file is not None:
-        load_strict(model, read_checkpoint(weights_file), what="tiny model")
+        ckpt = read_checkpoint(weights_file)
+        if isinstance(ckpt.get("network"), Mapping) and isinstance(ckpt.get("synchformer"), Mapping):
+            # the reference layout that training exports: DiT (LoRA merged) + the sync encoder
+            load_dit_state_dict(model.dit, ckpt, lora_merged=True)
+            load_strict(model.sync_encoder.model, ckpt["synchformer"], what="tiny sync encoder")
+        else:
+            load_strict(model, ckpt, what="tiny model")
     return model
