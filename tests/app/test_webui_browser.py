@@ -6,15 +6,11 @@ Needs `chromium` and `chromedriver` (scripts/setup.sh installs them with apt); w
 with the reason, and CI (SAGANET_REQUIRE_BROWSER=1, set by .ci/run) turns that skip into a failure.
 """
 
-import os
-import shutil
-import socket
-import time
 import urllib.request
-from pathlib import Path
 
 import pytest
 
+from browser_support import chrome, free_port, need_browser, wait_for
 from saganet.app.demo import click_points, mask_iou
 from saganet.io.masks import MaskSpec, load_masks
 from saganet.io.video import decode_video
@@ -22,44 +18,10 @@ from saganet.io.writers import write_video
 from saganet.toyworld.dataset import SPLITS, make_scene
 from saganet.toyworld.world import WorldConfig
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-DRIVER = shutil.which("chromedriver")
-
-
-def _need_browser():
-    if CHROMIUM and DRIVER:
-        return
-    reason = "Chromium / chromedriver not installed (apt-get install chromium chromium-driver; scripts/setup.sh does)"
-    if os.environ.get("SAGANET_REQUIRE_BROWSER") == "1":
-        pytest.fail(reason)
-    pytest.skip(reason)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait(cond, timeout: float, what: str, driver=None, shot: Path | None = None):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        try:
-            v = cond()
-            if v:
-                return v
-        except Exception:  # the DOM changes under us while Gradio re-renders
-            pass
-        time.sleep(0.25)
-    if driver is not None and shot is not None:
-        driver.save_screenshot(str(shot))
-    raise AssertionError(f"timed out waiting for {what}")
-
 
 @pytest.mark.slow
 def test_click_preview_generate_in_a_browser(tmp_path):
-    _need_browser()
-    from selenium import webdriver
+    need_browser()
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
 
@@ -74,21 +36,17 @@ def test_click_preview_generate_in_a_browser(tmp_path):
     shots = tmp_path / "screenshots"
     shots.mkdir()
 
-    port = _free_port()
+    port = free_port()
     app = launch(runs, port=port, variant="toy", segmenter="color", prevent_thread_lock=True)
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = CHROMIUM
-    for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1400,2600"):
-        opts.add_argument(a)
-    driver = webdriver.Chrome(options=opts, service=webdriver.ChromeService(executable_path=DRIVER))
+    driver = chrome(2600)
     try:
         driver.get(f"http://127.0.0.1:{port}/")
-        upload = _wait(lambda: driver.find_element(By.CSS_SELECTOR, "#video_in input[type=file]"), 60, "upload input")
+        upload = wait_for(lambda: driver.find_element(By.CSS_SELECTOR, "#video_in input[type=file]"), 60, "upload input")
         driver.save_screenshot(str(shots / "1_page.png"))
         upload.send_keys(str(clip))
-        img = _wait(lambda: driver.find_element(By.CSS_SELECTOR, "#frame img"), 90, "the first frame", driver,
+        img = wait_for(lambda: driver.find_element(By.CSS_SELECTOR, "#frame img"), 90, "the first frame", driver,
                     shots / "fail_frame.png")
-        _wait(lambda: driver.execute_script("return arguments[0].complete && arguments[0].naturalWidth", img), 30,
+        wait_for(lambda: driver.execute_script("return arguments[0].complete && arguments[0].naturalWidth", img), 30,
               "the frame image to load")
         driver.save_screenshot(str(shots / "2_frame.png"))
         # click on the object: page pixels from the image's natural pixels (selenium offsets from the centre)
@@ -98,12 +56,12 @@ def test_click_preview_generate_in_a_browser(tmp_path):
         dx, dy = (x + 0.5) * w / nw - w / 2, (y + 0.5) * h / nh - h / 2
         ActionChains(driver).move_to_element_with_offset(img, dx, dy).click().perform()
         status = driver.find_element(By.CSS_SELECTOR, "#status textarea")
-        _wait(lambda: "1 click(s)" in status.get_attribute("value"), 60, "the click to register", driver,
+        wait_for(lambda: "1 click(s)" in status.get_attribute("value"), 60, "the click to register", driver,
               shots / "fail_click.png")
         driver.save_screenshot(str(shots / "3_clicked.png"))
 
         driver.find_element(By.CSS_SELECTOR, "#preview").click()
-        _wait(lambda: driver.find_element(By.CSS_SELECTOR, "#preview_video video").get_attribute("src"), 120,
+        wait_for(lambda: driver.find_element(By.CSS_SELECTOR, "#preview_video video").get_attribute("src"), 120,
               "the mask preview", driver, shots / "fail_preview.png")
         driver.save_screenshot(str(shots / "4_preview.png"))
 
@@ -111,13 +69,13 @@ def test_click_preview_generate_in_a_browser(tmp_path):
         steps.clear()
         steps.send_keys("2")
         driver.find_element(By.CSS_SELECTOR, "#generate").click()
-        _wait(lambda: "stem(s) written" in status.get_attribute("value"), 300, "the generation", driver,
+        wait_for(lambda: "stem(s) written" in status.get_attribute("value"), 300, "the generation", driver,
               shots / "fail_generate.png")
-        play = _wait(lambda: [e for e in driver.find_elements(By.CSS_SELECTOR, "#mix button")
+        play = wait_for(lambda: [e for e in driver.find_elements(By.CSS_SELECTOR, "#mix button")
                               if "play" in ((e.get_attribute("aria-label") or "") + (e.get_attribute("title") or "")
                                             + e.text).lower()], 60, "a play button on the mix", driver,
                      shots / "fail_audio.png")
-        links = _wait(lambda: [a.get_attribute("href") for a in driver.find_elements(By.CSS_SELECTOR, "#stems a")
+        links = wait_for(lambda: [a.get_attribute("href") for a in driver.find_elements(By.CSS_SELECTOR, "#stems a")
                                if "stem_object1" in (a.get_attribute("href") or "")], 60, "the stem's link")
         driver.save_screenshot(str(shots / "5_generated.png"))
         assert play

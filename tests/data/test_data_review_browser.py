@@ -4,57 +4,20 @@ the test's temporary folder. Skips without chromium/chromedriver (fails with SAG
 
 from __future__ import annotations
 
-import os
 import shutil
-import socket
-import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from browser_support import chrome, free_port, need_browser, wait_for
 from saganet.data.masks import mask_paths, read_mask_meta
 from saganet.data.verify import TABLE_NAME, read_table, verify
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-DRIVER = shutil.which("chromedriver")
-
-
-def _need_browser():
-    if CHROMIUM and DRIVER:
-        return
-    reason = "Chromium / chromedriver not installed (apt-get install chromium chromium-driver; scripts/setup.sh does)"
-    if os.environ.get("SAGANET_REQUIRE_BROWSER") == "1":
-        pytest.fail(reason)
-    pytest.skip(reason)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait(cond, timeout: float, what: str, driver=None, shot: Path | None = None):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        try:
-            v = cond()
-            if v:
-                return v
-        except Exception:  # the DOM changes under us while Gradio re-renders
-            pass
-        time.sleep(0.25)
-    if driver is not None and shot is not None:
-        driver.save_screenshot(str(shot))
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.mark.slow
 def test_review_page_in_a_browser(sms_root, fake_world, palette, tmp_path):
-    _need_browser()
+    need_browser()
     pytest.importorskip("gradio")
-    from selenium import webdriver
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
 
@@ -66,23 +29,19 @@ def test_review_page_in_a_browser(sms_root, fake_world, palette, tmp_path):
     first = sorted(read_table(root / TABLE_NAME))[0]  # all accepted: the pending queue starts at the first id
     shots = tmp_path / "screenshots"
     shots.mkdir()
-    port = _free_port()
+    port = free_port()
     app = launch_review(root, segmenter="color", palette=palette, port=port, prevent_thread_lock=True)
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = CHROMIUM
-    for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1400,2200"):
-        opts.add_argument(a)
-    driver = webdriver.Chrome(options=opts, service=webdriver.ChromeService(executable_path=DRIVER))
+    driver = chrome(2200)
     try:
         driver.get(f"http://127.0.0.1:{port}/")
         info = lambda: driver.find_element(By.CSS_SELECTOR, "#info").text  # noqa: E731
-        _wait(lambda: first in info() and "decision accept" in info(), 90, "the first clip", driver,
+        wait_for(lambda: first in info() and "decision accept" in info(), 90, "the first clip", driver,
               shots / "fail_first.png")
-        _wait(lambda: driver.find_element(By.CSS_SELECTOR, "#video video").get_attribute("src"), 60,
+        wait_for(lambda: driver.find_element(By.CSS_SELECTOR, "#video video").get_attribute("src"), 60,
               "the preview video", driver, shots / "fail_video.png")
         driver.save_screenshot(str(shots / "1_clip.png"))
         driver.find_element(By.CSS_SELECTOR, "#reject").click()
-        _wait(lambda: "decision reject" in info(), 60, "the rejection", driver, shots / "fail_reject.png")
+        wait_for(lambda: "decision reject" in info(), 60, "the rejection", driver, shots / "fail_reject.png")
         driver.save_screenshot(str(shots / "2_rejected.png"))
         row = read_table(root / TABLE_NAME)[first]
         assert (row["review"], row["decision"], row["auto"]) == ("reject", "reject", "accept")
@@ -94,9 +53,9 @@ def test_review_page_in_a_browser(sms_root, fake_world, palette, tmp_path):
         k = int(np.argmin(np.hypot(xs - xs.mean(), ys - ys.mean())))  # on the object (a ring has a hole)
         x, y = float(xs[k]), float(ys[k])
         size = truth.shape[1]
-        img = _wait(lambda: driver.find_element(By.CSS_SELECTOR, "#frame img"), 60, "the frame", driver,
+        img = wait_for(lambda: driver.find_element(By.CSS_SELECTOR, "#frame img"), 60, "the frame", driver,
                     shots / "fail_frame.png")
-        _wait(lambda: driver.execute_script("return arguments[0].complete && arguments[0].naturalWidth", img), 30,
+        wait_for(lambda: driver.execute_script("return arguments[0].complete && arguments[0].naturalWidth", img), 30,
               "the frame image to load")
         w, h, nw, nh = driver.execute_script(
             "const r = arguments[0].getBoundingClientRect();"
@@ -105,7 +64,7 @@ def test_review_page_in_a_browser(sms_root, fake_world, palette, tmp_path):
         # page offset from the image centre of video pixel (x, y): the page shows `size` video pixels in `w`
         ActionChains(driver).move_to_element_with_offset(img, (x + 0.5) * w / size - w / 2,
                                                          (y + 0.5) * h / size - h / 2).click().perform()
-        _wait(lambda: "re-clicked" in info(), 90, "the re-segmentation", driver, shots / "fail_reclick.png")
+        wait_for(lambda: "re-clicked" in info(), 90, "the re-segmentation", driver, shots / "fail_reclick.png")
         driver.save_screenshot(str(shots / "3_reclicked.png"))
     finally:
         driver.quit()
