@@ -101,27 +101,26 @@ def read_audio_window(src: str | os.PathLike, start: float, end: float, rate: in
         out = np.zeros((1 if layout == "mono" else 2, n), np.float32)
         _seek(container, astream, t0, start, src)
         pos = None  # time (relative) of the next resampled sample
+
+        def place(a: np.ndarray, pos: float) -> float:
+            """Write resampled samples `a (C, k)` at time `pos` into `out`; returns the time after them."""
+            i0 = int(round((pos - start) * rate))
+            lo, hi = max(i0, 0), min(i0 + a.shape[1], n)
+            if hi > lo:
+                out[:, lo:hi] = a[:, lo - i0:hi - i0]
+            return pos + a.shape[1] / rate
+
         try:
             for frame in container.decode(astream):
                 if pos is None or frame.time is not None and abs(frame.time - t0 - pos) > 0.1:
                     pos = (frame.time - t0) if frame.time is not None else 0.0  # (re)anchor after gaps
                 for rf in resampler.resample(frame):
-                    a = rf.to_ndarray()
-                    i0 = int(round((pos - start) * rate))
-                    lo, hi = max(i0, 0), min(i0 + a.shape[1], n)
-                    if hi > lo:
-                        out[:, lo:hi] = a[:, lo - i0:hi - i0]
-                    pos += a.shape[1] / rate
+                    pos = place(rf.to_ndarray(), pos)
                 if pos is not None and pos >= end:
                     break
             if pos is not None:  # samples the resampler still holds
                 for rf in resampler.resample(None):
-                    a = rf.to_ndarray()
-                    i0 = int(round((pos - start) * rate))
-                    lo, hi = max(i0, 0), min(i0 + a.shape[1], n)
-                    if hi > lo:
-                        out[:, lo:hi] = a[:, lo - i0:hi - i0]
-                    pos += a.shape[1] / rate
+                    pos = place(rf.to_ndarray(), pos)
         except _DECODE_ERRORS as e:
             if pos is None:
                 raise InputError(f"cannot decode the audio of {src} ({_short(e)}): the file is corrupt") from e
