@@ -78,3 +78,17 @@ def test_quantize_needs_the_cpu(toy_media, tmp_path, capsys, monkeypatch):
     code, _, err = run(capsys, "generate", toy_media["video"], "--mask", toy_media["masks"][0], *TINY, "--quantize",
                        "--device", "cuda", "-o", tmp_path / "a")
     assert code == 2 and "CPU only" in err
+
+
+def test_fast_preset(toy_media, tmp_path, capsys):
+    import json
+
+    out = tmp_path / "out"
+    code, _, err = run(capsys, "generate", toy_media["video"], "--mask", toy_media["masks"][0], "--variant", "toy",
+                       "-q", "--preset", "fast", "-o", out)
+    assert code == 0, err
+    options = json.loads((out / "run.json").read_text())["options"]
+    assert (options["sampler"], options["steps"]) == ("midpoint", 5)
+    with pytest.raises(SystemExit) as e:  # argparse refuses an unknown preset, naming the choices
+        main(["generate", str(toy_media["video"]), "--preset", "turbo", "-o", str(tmp_path / "x")])
+    assert e.value.code == 2 and "fast" in capsys.readouterr().err
