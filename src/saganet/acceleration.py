@@ -40,9 +40,16 @@ def quantize_linear_layers(module: nn.Module) -> nn.Module:
     keep = [n for n, m in module.named_modules() if isinstance(m, _KEEP_FLOAT)]
     names = {n: default_dynamic_qconfig for n, m in module.named_modules()
              if type(m) is nn.Linear and not any(n.startswith(k + ".") for k in keep)}
+    dtypes = {n: m.weight.dtype for n, m in module.named_modules() if n in names}
     with warnings.catch_warnings():  # eager-mode quantisation is deprecated in favour of torchao, still works
         warnings.simplefilter("ignore")
-        return quantize_dynamic(module, names, dtype=torch.qint8, inplace=True)
+        module = quantize_dynamic(module, names, dtype=torch.qint8, inplace=True)
+    # A quantised linear's `weight` is a method: open_clip reads `int8_original_dtype` instead when it asks a
+    # block for its dtype (text tower: `transformer.get_cast_dtype()`).
+    modules = dict(module.named_modules())
+    for n, dtype in dtypes.items():
+        modules[n].int8_original_dtype = dtype
+    return module
 
 
 def quantize_encoders(model: AudioGenerator) -> AudioGenerator:
