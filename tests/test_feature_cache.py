@@ -105,3 +105,20 @@ def test_keys_follow_content_not_names(tmp_path):
     q.write_bytes(b"other")
     assert file_key(p) != file_key(q)
     assert make_key("x", 1, [2]) == make_key("x", 1, [2]) != make_key("x", 1, [3])
+
+
+def test_quantised_encoders_do_not_share_float_entries(clip_path, tmp_path):
+    from saganet.acceleration import quantize_encoders
+
+    cache = FeatureCache(tmp_path / "c")
+    plain = SAGANetPipeline(build_tiny(), "tiny", cache=cache)
+    opt = GenerationOptions(steps=2, progress=False)
+    v = plain.load_video(clip_path, quiet=True)
+    plain.generate(v, [_mask(v, "x", 0)], opt)
+    q = SAGANetPipeline(build_tiny(), "tiny", cache=cache)
+    quantize_encoders(q.model)
+    assert q.encoder_key() != plain.encoder_key()
+    calls = _counting(q)
+    v = q.load_video(clip_path, quiet=True)
+    q.generate(v, [_mask(v, "x", 0)], opt)
+    assert calls[0] == 1  # int8 CLIP features computed, not taken from the float entry

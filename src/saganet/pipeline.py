@@ -153,6 +153,12 @@ class SAGANetPipeline:
         self._video_keys[id(video)] = (weakref.ref(video), key)
         return video
 
+    def encoder_key(self) -> tuple:
+        """Identifies the frame/text encoders in cache keys: their weights, and whether they were quantised
+        (int8 features differ from float ones; a compiled encoder computes the same function)."""
+        quantised = any(".quantized." in type(mod).__module__ for mod in self.model.frame_encoder.modules())
+        return (*self._encoder_id, "int8" if quantised else "float")
+
     def video_key(self, video: DecodedVideo) -> str:
         """Content key of a decoded video (its file's hash and decode options, or its frames' hash)."""
         ref = self._video_keys.get(id(video))
@@ -172,7 +178,7 @@ class SAGANetPipeline:
         t0 = time.perf_counter()
         clip_f = None
         if not mask_away_clip and m.use_clip_frames:
-            key = make_key("clip", self.video_key(video), self._encoder_id, m.clip_size, clip_seq_len, str(dt))
+            key = make_key("clip", self.video_key(video), self.encoder_key(), m.clip_size, clip_seq_len, str(dt))
             hit = self.cache.get(key)
             if hit is not None:
                 clip_f = hit["clip_f"].to(dev, dt)
@@ -181,7 +187,7 @@ class SAGANetPipeline:
                 self.cache.put(key, {"clip_f": clip_f}, persist=True)
         timings["clip"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        tkey = make_key("text", self._encoder_id, m.empty_prompt, str(dt), prompts, negatives)
+        tkey = make_key("text", self.encoder_key(), m.empty_prompt, str(dt), prompts, negatives)
         text = self.cache.get(tkey)
         if text is None:
             text = m.encode_conditions(prompts, negative_prompts=negatives, clip_seq_len=1, mask_away_clip=True)
