@@ -101,7 +101,7 @@ def test_pipeline_generates_with_quantized_toy_model(tmp_path):
 @torch.no_grad()
 def test_compiled_networks_equal_eager():
     """`compile_networks` (inductor): CLIP frames, sync features and the sampled latents within 1e-4 of eager."""
-    pytest.importorskip("torch._inductor")
+    import torch._inductor  # noqa: F401  (part of torch: a missing one is an error, not a skip)
     from torch._dynamo.utils import counters
 
     counters.clear()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from reference_data import require_reference_data
 from saganet.data.cut import CutOptions, read_audio_window
 from saganet.data.datasets import URMPTest
 from saganet.data.detail import FocalOptions
@@ -23,8 +24,7 @@ WIN = "159092_164092"
 def urmp_raw(media_dir, tmp_path_factory):
     src = media_dir / "urmp_09_jesus_tpt_vn"
     clip = src / f"Vid_{PIECE}_{WIN}.mp4"
-    if not clip.is_file():
-        pytest.skip(f"shipped URMP clip not found at {clip}")
+    require_reference_data(clip)  # skips with the reason in a clone without ../shared; fails in CI
     base = tmp_path_factory.mktemp("urmp_shipped")
     pdir = base / "raw" / PIECE
     pdir.mkdir(parents=True)

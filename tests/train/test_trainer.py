@@ -128,7 +128,8 @@ def test_noise_generator_on_model_device(tmp_path):
     assert trainer.rng.device == trainer.device == next(model.dit.parameters()).device
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.skipif(not torch.cuda.is_available(),
+                    reason="needs a CUDA GPU (issue 16: CUDA training is checked on machines that have one)")
 def test_cuda_bf16_steps(tmp_path):
     cfg, model, train, val = tiny_run(tmp_path, device="cuda", precision="bf16", steps=2)
     trainer = Trainer(model, cfg, train, val)
