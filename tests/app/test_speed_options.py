@@ -92,3 +92,19 @@ def test_fast_preset(toy_media, tmp_path, capsys):
     with pytest.raises(SystemExit) as e:  # argparse refuses an unknown preset, naming the choices
         main(["generate", str(toy_media["video"]), "--preset", "turbo", "-o", str(tmp_path / "x")])
     assert e.value.code == 2 and "fast" in capsys.readouterr().err
+
+
+def test_cache_dir_that_is_a_file(toy_media, tmp_path, capsys):
+    f = tmp_path / "a_file"
+    f.write_text("x")
+    code, _, err = run(capsys, "generate", toy_media["video"], "--mask", toy_media["masks"][0], *TINY,
+                       "--cache-dir", f, "-o", tmp_path / "out")
+    assert code == 2 and err.count("\n") == 1 and "--cache-dir" in err
+    assert not (tmp_path / "out").exists() and f.read_text() == "x"
+
+
+@pytest.mark.parametrize("cap", ["0", "-5", "nan"])
+def test_ui_upload_cap_must_be_positive(tmp_path, capsys, cap):
+    code, _, err = run(capsys, "ui", "--max-upload-mb", cap, "-o", tmp_path / "ui")
+    assert code == 2 and err.count("\n") == 1 and "upload cap" in err
+    assert not (tmp_path / "ui").exists()
