@@ -132,6 +132,19 @@ def finish_encoder(model: nn.Module, tokenizer_name: str | None) -> ClipEncoder:
     return ClipEncoder(model, _tokenizer_for(tokenizer_name, context))
 
 
+def materialize_buffers(model: nn.Module) -> None:
+    """Rebuild the non-persistent buffers a meta-device build leaves empty (open_clip's text causal mask)."""
+    for name, buf in list(model.named_buffers()):
+        if not buf.is_meta:
+            continue
+        if name == "attn_mask" and buf.ndim == 2 and buf.shape[0] == buf.shape[1]:
+            # open_clip's causal mask: -inf above the diagonal, 0 elsewhere (TextTransformer.build_causal_mask)
+            mask = torch.full(tuple(buf.shape), float("-inf"), dtype=buf.dtype).triu_(1)
+            model.register_buffer("attn_mask", mask, persistent=False)
+        else:
+            raise ValueError(f"cannot rebuild the buffer {name} of a meta-device CLIP model")
+
+
 def build_clip_model(model_cfg: Mapping) -> nn.Module:
     """An open_clip `CLIP` with random weights from a model config dict (the `model_cfg` of an
     `open_clip_config.json`: `embed_dim`, `vision_cfg`, `text_cfg`, optional `quick_gelu`).

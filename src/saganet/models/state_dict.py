@@ -41,10 +41,14 @@ def check_state_dict(module: nn.Module, state_dict: Mapping[str, torch.Tensor], 
         )
 
 
-def load_strict(module: nn.Module, state_dict: Mapping[str, torch.Tensor], what: str = "model") -> None:
-    """`load_state_dict(strict=True)` that reports every problem at once in a readable error."""
+def load_strict(module: nn.Module, state_dict: Mapping[str, torch.Tensor], what: str = "model",
+                assign: bool = False) -> None:
+    """`load_state_dict(strict=True)` that reports every problem at once in a readable error.
+
+    `assign=True` makes the module use the given tensors instead of copying into its own (a module built on
+    the meta device then costs no memory of its own: one copy of the weights, not two)."""
     check_state_dict(module, state_dict, what)
-    module.load_state_dict(state_dict, strict=True)
+    module.load_state_dict(state_dict, strict=True, assign=assign)
 
 
 def strip_prefix(state_dict: Mapping[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
