@@ -52,7 +52,8 @@ def reference_data_required() -> bool:
 
 
 def missing_reason(path: Path, env: str = SHARED_ENV) -> str:
-    return f"reference data not found at {path}; clone the project next to shared/ or set {env}"
+    return (f"reference data not found at {path}; clone the project next to shared/ or set {env} "
+            "(issue 11: tests from any clone; CI sets SAGANET_REQUIRE_REFERENCE_DATA=1 and fails instead)")
 
 
 def require_reference_data(path: str | os.PathLike, env: str | None = None) -> Path:
