@@ -1,8 +1,9 @@
 """Peak memory of one generation with saganet_small from released-format files (full size, random weights):
 all networks resident (the default) against `low_memory=True` (each network read when its stage starts and
-freed after), on a 5 s clip, one object. Each run is a fresh process; its peak RSS is the kernel's figure.
+freed after), on a 5 s clip, one object. Each run is a fresh process; its peak RSS is the kernel's figure,
+and each stage's own peak is read from VmHWM as the stage ends (then reset through /proc/self/clear_refs).
 
-    .venv/bin/python benchmarks/bench_memory.py [--duration 5] [--steps 25] [--dir FOLDER]
+    .venv/bin/python benchmarks/bench_memory.py [--duration 5] [--steps 25] [--dir FOLDER] [--modes resident low]
 
 The files (~7 GB: saganet.pth, v1-44.pth, the DFN5B CLIP folder, the BigVGAN v2 folder) are written once
 into FOLDER (default: a temporary folder, removed at the end).
@@ -32,8 +33,26 @@ load = time.perf_counter() - t0
 video = pipe.load_video(clip, quiet=True)
 m = torch.zeros(video.sync_frames.shape[0], 1, *video.sync_frames.shape[-2:])
 m[..., 56:168, 56:168] = 1
+stage_peaks, names = {}, iter(["clip+text", "sync", "dit", "codec"])
+end_stage = pipe._end_stage
+
+
+def hwm_mib():  # the peak RSS since the last reset (VmHWM); resetting it needs Linux >= 4.0
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+
+
+def measured_end_stage(*parts):  # each stage's own peak: read VmHWM as the stage ends, then reset it
+    stage_peaks[next(names)] = hwm_mib()
+    end_stage(*parts)
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+
+
+pipe._end_stage = measured_end_stage
 res = pipe.generate(video, [ObjectMask("object", m)], GenerationOptions(steps=steps, progress=False))
-print(json.dumps({"load": load, **res.timings,
+print(json.dumps({"load": load, **res.timings, "stage_peak_mib": stage_peaks,
                   "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
 
@@ -80,6 +99,7 @@ def main() -> None:
     ap.add_argument("--duration", type=float, default=5.0)
     ap.add_argument("--steps", type=int, default=25)
     ap.add_argument("--dir", default=None, help="folder for the released-format files (kept)")
+    ap.add_argument("--modes", nargs="+", choices=["resident", "low"], default=["resident", "low"])
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench_memory_"))
     folder = Path(args.dir) if args.dir else tmp / "weights"
@@ -93,7 +113,7 @@ def main() -> None:
     clip = tmp / "clip.mp4"
     write_clip(clip, args.duration)
     rows = []
-    for low in (False, True):
+    for low in [m == "low" for m in args.modes]:
         out = subprocess.run([sys.executable, "-c", CHILD, str(folder), str(clip), str(args.steps), str(int(low))],
                              capture_output=True, text=True)
         if out.returncode:
@@ -101,13 +121,18 @@ def main() -> None:
             continue
         res = json.loads(out.stdout.strip().splitlines()[-1])
         rows.append((low, res))
-        total = sum(v for k, v in res.items() if k != "peak_rss_mib")
-        print(f"low_memory={low}: peak RSS {res['peak_rss_mib'] / 1024:.2f} GiB, {total:.0f} s "
-              f"({', '.join(f'{k} {v:.1f}' for k, v in res.items() if k != 'peak_rss_mib')})", flush=True)
-    print("\n| mode | peak RSS (GiB) | seconds |\n|---|---|---|")
+        secs = {k: v for k, v in res.items() if isinstance(v, float) and k != "peak_rss_mib"}
+        peaks = ", ".join(f"{k} {v / 1024:.2f}" for k, v in res["stage_peak_mib"].items())
+        print(f"low_memory={low}: peak RSS {res['peak_rss_mib'] / 1024:.2f} GiB (per stage, GiB: {peaks}), "
+              f"{sum(secs.values()):.0f} s ({', '.join(f'{k} {v:.1f}' for k, v in secs.items())})", flush=True)
+    stages = ["clip+text", "sync", "dit", "codec"]
+    print("\n| mode | peak RSS (GiB) | " + " | ".join(f"{s} stage" for s in stages) + " | seconds |")
+    print("|---" * (len(stages) + 3) + "|")
     for low, res in rows:
-        total = sum(v for k, v in res.items() if k != "peak_rss_mib")
-        print(f"| {'--low-memory' if low else 'default (all resident)'} | {res['peak_rss_mib'] / 1024:.2f} | {total:.0f} |")
+        total = sum(v for k, v in res.items() if isinstance(v, float) and k != "peak_rss_mib")
+        per = " | ".join(f"{res['stage_peak_mib'].get(s, 0) / 1024:.2f}" for s in stages)
+        print(f"| {'--low-memory' if low else 'default (all resident)'} | {res['peak_rss_mib'] / 1024:.2f} | {per} "
+              f"| {total:.0f} |")
     shutil.rmtree(tmp, ignore_errors=True)
 
 

@@ -170,6 +170,15 @@ def build_released(variant: str, weights_file: str | os.PathLike | None = None,
                           clip_size=arch.clip_size, sync_size=arch.sync_size, focal_mode=spec.focal_mode)
 
 
+def build_released_codec(variant: str, model_dirs: Mapping[str, str] | None = None) -> MelVAECodec:
+    """The released VAE decoder + vocoder of `variant` alone, without its DiT, encoders or CLIP (decoding
+    latents outside a full model: the trainer's validation samples)."""
+    spec = registry.get_variant(variant)
+    if spec.source != "released":
+        raise InputError(f"{spec.name} has no released codec files")
+    return _codec(spec.codec, architecture(spec), _Sources(spec.name, model_dirs)).eval()
+
+
 def _build_released_lazy(spec: registry.VariantSpec, arch: Architecture, src: _Sources,
                          weights_file: str | os.PathLike | None, model_dirs: Mapping[str, str] | None
                          ) -> AudioGenerator:

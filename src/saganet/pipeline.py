@@ -25,7 +25,7 @@ from saganet.errors import InputError
 from saganet.feature_cache import FeatureCache, file_key, make_key, tensor_key
 from saganet.io.masks import MaskSpec, ObjectMask, load_masks
 from saganet.io.video import DEFAULT_FRAME_RULE, DecodedVideo, decode_video
-from saganet.models.generator import AudioGenerator, Conditions
+from saganet.models.generator import AudioGenerator
 from saganet.models.lazy import LazyModule, unload_all
 from saganet.sampling import SAMPLERS, generate_latents
 
@@ -36,6 +36,9 @@ MIN_DURATION = 16 / 25
 MAX_STEPS = 1000
 MAX_CFG = 100.0
 MAX_SEED = 2**63 - 1  # torch.Generator.manual_seed takes a signed 64-bit seed
+# CLIP frames encoded per call: ViT-H/14's MLP activations at 384² are ~40 MB a frame, so 40 frames at
+# once hold ~1.5 GB more than 8 at a time, at the same speed
+CLIP_FRAMES_PER_CALL = 8
 
 
 @dataclass
@@ -168,11 +171,14 @@ class SAGANetPipeline:
         self._video_keys[id(video)] = (weakref.ref(video), key)
         return key
 
-    def encode_shared_conditions(self, video: DecodedVideo, prompts: list[str], negatives: list[str],
-                                 clip_seq_len: int, mask_away_clip: bool = False,
-                                 timings: dict[str, float] | None = None) -> Conditions:
-        """The conditions every object of a clip shares: CLIP frame features (cached per video content and
-        encoder, also on disk when the cache has a folder) and text features (cached per prompts)."""
+    def encode_shared_features(self, video: DecodedVideo, prompts: list[str], negatives: list[str],
+                               clip_seq_len: int, mask_away_clip: bool = False,
+                               timings: dict[str, float] | None = None
+                               ) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor | None]:
+        """What every object of a clip shares: CLIP frame features (None when not used; cached per video
+        content and encoder, also on disk when the cache has a folder) and the text features of the prompts
+        and negative prompts (cached per prompts). Only CLIP runs here: the DiT's learned empty features
+        are added by `AudioGenerator.encode_conditions` in the sampling stage."""
         m, dev, dt = self.model, self.device, self.dtype
         timings = {} if timings is None else timings
         t0 = time.perf_counter()
@@ -183,19 +189,18 @@ class SAGANetPipeline:
             if hit is not None:
                 clip_f = hit["clip_f"].to(dev, dt)
             else:
-                clip_f = m.encode_clip(video.clip_frames[None, :clip_seq_len].to(dev, dt))
+                clip_f = m.encode_clip(video.clip_frames[None, :clip_seq_len].to(dev, dt),
+                                       batch_size=CLIP_FRAMES_PER_CALL)
                 self.cache.put(key, {"clip_f": clip_f}, persist=True)
         timings["clip"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        tkey = make_key("text", self.encoder_key(), m.empty_prompt, str(dt), prompts, negatives)
+        tkey = make_key("prompts", self.encoder_key(), m.empty_prompt, str(dt), prompts, negatives)
         text = self.cache.get(tkey)
         if text is None:
-            text = m.encode_conditions(prompts, negative_prompts=negatives, clip_seq_len=1, mask_away_clip=True)
+            text = m.encode_prompts(prompts, negatives)
             self.cache.put(tkey, text)
-        conds = m.encode_conditions(prompts, clip_f=clip_f, text_f=text.text_f, clip_seq_len=clip_seq_len,
-                                    mask_away_clip=mask_away_clip or clip_f is None)
         timings["text"] = time.perf_counter() - t0
-        return Conditions(conds.clip_f, conds.text_f, text.negative_text_f)
+        return clip_f, *text
 
     def load_masks(self, specs: list[MaskSpec], video: DecodedVideo, pad: bool = False,
                    strict: bool = False) -> list[ObjectMask]:
@@ -241,8 +246,8 @@ class SAGANetPipeline:
         # 2. encode the conditions shared by all objects (CLIP frames, prompts)
         prompts = [opt.prompts.get(nm, opt.prompt) for nm in names]
         negatives = [opt.negative_prompts.get(nm, opt.negative_prompt) for nm in names]
-        conds = self.encode_shared_conditions(video, prompts, negatives, seq.clip_seq_len, opt.mask_away_clip,
-                                              timings)
+        clip_f, text_f, negative_text_f = self.encode_shared_features(video, prompts, negatives, seq.clip_seq_len,
+                                                                      opt.mask_away_clip, timings)
         self._end_stage(m.frame_encoder, m.text_encoder)
 
         # 3. encode each object's motion with its mask (one batch)
@@ -257,8 +262,12 @@ class SAGANetPipeline:
         timings["sync"] = time.perf_counter() - t0
         self._end_stage(m.sync_encoder)
 
-        # 4. sample the latents and decode them to waveforms
-        wav = sample_audio(m, conds.clip_f, sync_f, conds.text_f, opt, negative_text_f=conds.negative_text_f,
+        # 4. add the DiT's learned empty features, sample the latents and decode them to waveforms
+        conds = m.encode_conditions(prompts, clip_f=clip_f, text_f=text_f, clip_seq_len=seq.clip_seq_len,
+                                    mask_away_clip=opt.mask_away_clip or clip_f is None)
+        if negative_text_f is not None:
+            negative_text_f = negative_text_f.to(conds.text_f)
+        wav = sample_audio(m, conds.clip_f, sync_f, conds.text_f, opt, negative_text_f=negative_text_f,
                            latent_seq_len=seq.latent_seq_len, timings=timings,
                            after_dit=lambda: self._end_stage(m.dit))
         self._end_stage(m.codec)

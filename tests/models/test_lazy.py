@@ -69,3 +69,43 @@ def test_low_memory_pipeline_equals_the_resident_one(tmp_path):
     assert all(not p.loaded for p in (low.model.dit, low.model.sync_encoder, low.model.frame_encoder,
                                       low.model.codec))  # every network freed after its stage
     assert sorted(set(built)) == ["codec", "dit", "frame_encoder", "sync_encoder"]
+
+
+def test_each_stage_holds_only_its_own_network(tmp_path):
+    """Low memory: CLIP encodes the frames and the prompts without the DiT (the empty features it holds are
+    added in the sampling stage), and no two networks are ever loaded together."""
+    rng = np.random.default_rng(1)
+    path = tmp_path / "clip.mp4"
+    write_video(path, rng.integers(0, 255, (30, 48, 48, 3), dtype=np.uint8), 25)
+    built: list[str] = []
+    low = SAGANetPipeline(_lazy_tiny(built), "tiny", low_memory=True)
+    parts = {"frame_encoder": low.model.frame_encoder, "sync_encoder": low.model.sync_encoder,
+             "dit": low.model.dit, "codec": low.model.codec}
+    together: list[list[str]] = []
+    for lazy in parts.values():
+        factory = lazy.__dict__["_factory"]
+
+        def watched(factory=factory):
+            module = factory()
+            together.append(sorted(n for n, p in parts.items() if p.loaded) + [built[-1]])
+            return module
+
+        lazy.__dict__["_factory"] = watched
+    v = low.load_video(path, quiet=True)
+    m = torch.zeros(v.sync_frames.shape[0], 1, *v.sync_frames.shape[-2:])
+    m[..., :, :24] = 1
+    low.generate(v, [ObjectMask("left", m)], GenerationOptions(steps=2, progress=False, prompt="a violin",
+                                                                negative_prompt="noise"))
+    assert built == ["frame_encoder", "sync_encoder", "dit", "codec"]  # in stage order, each once
+    assert together == [[n] for n in built]  # nothing else loaded when each network is built
+
+
+def test_prompts_are_encoded_without_the_dit():
+    built: list[str] = []
+    model = _lazy_tiny(built)
+    text_f, neg = model.encode_prompts(["a violin", ""], ["noise", "hiss"])
+    assert built == ["frame_encoder"] and neg is not None and text_f.shape[0] == 2
+    ref = build_tiny()  # the same numbers as the one-step assembly, which reads the DiT
+    c = ref.encode_conditions(["a violin", ""], negative_prompts=["noise", "hiss"], clip_seq_len=4)
+    torch.testing.assert_close(text_f, c.text_f, rtol=0, atol=0)
+    torch.testing.assert_close(neg, c.negative_text_f, rtol=0, atol=0)

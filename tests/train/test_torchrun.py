@@ -3,7 +3,8 @@
 - trains, saves, is killed with SIGKILL, resumes, and ends with the same weights as an uninterrupted run
   (per-rank RNG states and the data position are part of the state);
 - every rank's data and noise differ;
-- the time budget is agreed across ranks: one rank over budget stops every rank at the same step.
+- the time budget is agreed across ranks: one rank over budget stops every rank at the same step;
+- validation clips are sampled by both ranks and scored on rank 0, identically after a resume.
 """
 
 from __future__ import annotations
@@ -22,7 +23,10 @@ from saganet.train.state import load_state
 
 pytestmark = pytest.mark.slow
 HERE = Path(__file__).parent
-COMMON = ["toy_n_train=12", "toy_n_val=2", "steps=6", "batch_size=4", "ckpt_every=2", "val_every=2"]
+COMMON = ["toy_n_train=12", "toy_n_val=3", "steps=6", "batch_size=4", "ckpt_every=2", "val_every=2"]
+# validation clips sampled and scored every 2 steps, the 3 clips shared by the 2 ranks
+SAMPLING = ["sample_every=2", "sample_n=3", "sample_batch_size=1", "sample_steps=2", "sample_metrics=panns",
+            "sample_eval_weights=random", "sample_eval_size=tiny"]
 
 SCRIPT = textwrap.dedent("""
     import json, os, signal, sys
@@ -71,13 +75,13 @@ def test_kill_resume_equals_uninterrupted(tmp_path):
     straight, killed = tmp_path / "straight", tmp_path / "killed"
     straight.mkdir()
     killed.mkdir()
-    r = _torchrun(["-m", "saganet.train", "tiny_test", f"out_dir={straight}", *COMMON, "-q"], tmp_path)
+    r = _torchrun(["-m", "saganet.train", "tiny_test", f"out_dir={straight}", *COMMON, *SAMPLING, "-q"], tmp_path)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-4000:]
 
-    r = _torchrun([str(script), "kill", str(killed), *COMMON], tmp_path)
+    r = _torchrun([str(script), "kill", str(killed), *COMMON, *SAMPLING], tmp_path)
     assert r.returncode != 0  # rank 0 was SIGKILLed
     assert load_state(killed / "ckpt_last.pt")["step"] == 2
-    r = _torchrun(["-m", "saganet.train", "tiny_test", f"out_dir={killed}", *COMMON, "-q"], tmp_path)
+    r = _torchrun(["-m", "saganet.train", "tiny_test", f"out_dir={killed}", *COMMON, *SAMPLING, "-q"], tmp_path)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-4000:]
 
     a, b = load_state(straight / "ckpt_last.pt"), load_state(killed / "ckpt_last.pt")
@@ -97,6 +101,18 @@ def test_kill_resume_equals_uninterrupted(tmp_path):
     rng = a["rng"]
     assert len(rng) == 2 and not torch.equal(rng[0]["noise"], rng[1]["noise"])
     assert not list(killed.glob(".*"))  # no temp files left
+
+    # both ranks generated validation clips at steps 2, 4, 6; rank 0 scored them; the resumed run's
+    # samples equal the uninterrupted run's
+    for step in (2, 4, 6):
+        fa, fb = (run / "samples" / f"step_{step:08d}" for run in (straight, killed))
+        names = sorted(p.name for p in (fa / "generated").glob("*.flac"))
+        assert names == ["00000.flac", "00001.flac", "00002.flac"]
+        assert json.loads((fa / "metrics.json").read_text())["n_items"] == 3
+        for n in names:
+            assert (fa / "generated" / n).read_bytes() == (fb / "generated" / n).read_bytes(), (step, n)
+    logged = [json.loads(line) for line in (straight / "log.jsonl").read_text().splitlines()]
+    assert [p["step"] for p in logged if "sample/n" in p] == [2, 4, 6]
 
 
 def test_time_budget_is_agreed_across_ranks(tmp_path):

@@ -209,3 +209,18 @@ def test_user_copy_that_fails_md5_is_not_to_be_deleted(released, tmp_path):
         builders.build_variant("saganet_small", model_dirs=dirs)
     msg = str(e.value)
     assert "fails its MD5" in msg and f"--model-dir saganet.pth={bad}" in msg and "delete" not in msg
+
+
+def test_released_codec_alone_equals_the_full_models(released):
+    """`build_released_codec` (the trainer's decoder of validation samples) reads the same VAE and vocoder
+    as the whole variant, and decodes a latent to the same waveform."""
+    dirs = {"all": str(released["saganet.pth"].parent), "clip": str(released["clip"]),
+            "bigvgan": str(released["bigvgan_v2"])}
+    full = builders.build_variant("saganet_small", model_dirs=dirs).codec
+    alone = builders.build_released_codec("saganet_small", model_dirs=dirs)
+    assert_same_state(alone.state_dict(), full.state_dict())
+    latent = torch.randn(1, 8, full.latent_dim, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert torch.equal(alone.latents_to_wav(latent), full.latents_to_wav(latent))
+    with pytest.raises(InputError, match="no released codec"):
+        builders.build_released_codec("toy")

@@ -13,6 +13,7 @@ takes no masks.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -30,7 +31,7 @@ REFERENCE_MIN_CROP, REFERENCE_SYNC_SIZE = 56, 224
 
 
 class FrameEncoder(Protocol):
-    def encode_frames(self, frames: torch.Tensor) -> torch.Tensor: ...
+    def encode_frames(self, frames: torch.Tensor, batch_size: int = -1) -> torch.Tensor: ...
 
 
 class TextEncoder(Protocol):
@@ -114,15 +115,58 @@ class AudioGenerator(nn.Module):
             detail_frames, detail_masks = self.focal_prompt(frames, masks, focal_mode)
         return self.sync_encoder(frames, masks, detail_frames, detail_masks, progress=progress)
 
-    def encode_clip(self, frames: torch.Tensor) -> torch.Tensor:
-        """`frames (B, Tc, 3, H, W)` in [0, 1] -> `(B, Tc, Dc)` (the empty feature if frames are not used)."""
+    def encode_clip(self, frames: torch.Tensor, batch_size: int = -1) -> torch.Tensor:
+        """`frames (B, Tc, 3, H, W)` in [0, 1] -> `(B, Tc, Dc)` (the empty feature if frames are not used).
+        `batch_size` frames go through the encoder at a time (-1: all): fewer activations held at once."""
         if not self.use_clip_frames:
             return self.dit.get_empty_clip_sequence(frames.shape[0], frames.shape[1]).to(frames.dtype)
-        return self.frame_encoder.encode_frames(frames)
+        return self.frame_encoder.encode_frames(frames, batch_size=batch_size)
 
     def encode_text(self, texts: list[str]) -> torch.Tensor:
         """`texts` -> per-token features `(B, Lt, Dt)`."""
         return self.text_encoder.encode_text(texts)
+
+    def _apply_empty_rule(self, text_f: torch.Tensor, prompts: list[str],
+                          stored: Callable[[], torch.Tensor]) -> torch.Tensor:
+        """Rows of empty prompts get the stored empty-string feature when the model's rule is "stored"."""
+        rows = [i for i, p in enumerate(prompts) if not p] if self.empty_prompt == "stored" else []
+        if not rows:
+            return text_f
+        text_f = text_f.clone()
+        text_f[rows] = stored()[rows].to(text_f)
+        return text_f
+
+    def encode_prompts(self, prompts: list[str], negative_prompts: list[str] | None = None
+                       ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Text features of `prompts` `(B, Lt, Dt)` by the empty-prompt rule, and of the negative prompts
+        (rows with text encoded, empty rows the stored empty string; None when every row is empty).
+
+        The DiT's stored empty-string feature is read only where a rule needs it, so the released models
+        encode their prompts while only CLIP is loaded (low-memory generation). Features come in the text
+        encoder's dtype; `encode_conditions` casts them to the DiT's.
+        """
+        b = len(prompts)
+
+        def stored() -> torch.Tensor:
+            return self.dit.get_empty_string_sequence(b)
+
+        if self.empty_prompt == "encode" or any(prompts):
+            text_f = self._apply_empty_rule(self.encode_text(prompts), prompts, stored)
+        else:
+            text_f = stored().clone()
+        return text_f, self._encode_negatives(negative_prompts, stored)
+
+    def _encode_negatives(self, negative_prompts: list[str] | None,
+                          stored: Callable[[], torch.Tensor]) -> torch.Tensor | None:
+        if negative_prompts is None or not any(negative_prompts):
+            return None
+        rows = [i for i, p in enumerate(negative_prompts) if p]
+        encoded = self.encode_text([negative_prompts[i] for i in rows])
+        if len(rows) == len(negative_prompts):
+            return encoded
+        neg = stored().clone().to(encoded)
+        neg[rows] = encoded
+        return neg
 
     def encode_conditions(self, prompts: list[str] | None = None, *, clip_frames: torch.Tensor | None = None,
                           clip_f: torch.Tensor | None = None, text_f: torch.Tensor | None = None,
@@ -153,16 +197,10 @@ class AudioGenerator(nn.Module):
             clip = clip.expand(b, -1, -1)
         stored = dit.get_empty_string_sequence(b)
         if text_f is None:
-            text_f = self.encode_text(prompts).to(stored) if (
-                self.empty_prompt == "encode" or any(prompts)) else stored.clone()
-        if self.empty_prompt == "stored" and prompts is not None:
-            empty_rows = [i for i, p in enumerate(prompts) if not p]
-            if empty_rows:
-                text_f = text_f.clone()
-                text_f[empty_rows] = stored[empty_rows].to(text_f)
-        neg = None
-        if negative_prompts is not None and any(negative_prompts):
-            neg = stored.clone()
-            rows = [i for i, p in enumerate(negative_prompts) if p]
-            neg[rows] = self.encode_text([negative_prompts[i] for i in rows]).to(neg)
-        return Conditions(clip, text_f, neg)
+            text_f, neg = self.encode_prompts(prompts, negative_prompts)
+            text_f = text_f.to(stored)
+        else:
+            if prompts is not None:
+                text_f = self._apply_empty_rule(text_f, prompts, lambda: stored)
+            neg = self._encode_negatives(negative_prompts, lambda: stored)
+        return Conditions(clip, text_f, neg.to(stored) if neg is not None else None)

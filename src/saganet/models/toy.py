@@ -34,7 +34,8 @@ class ToyFrameFeatures(nn.Module):
     def dim(self) -> int:
         return 3 * self.grid**2
 
-    def encode_frames(self, frames: torch.Tensor) -> torch.Tensor:
+    def encode_frames(self, frames: torch.Tensor, batch_size: int = -1) -> torch.Tensor:
+        """`batch_size` is accepted for the encoder protocol; pooling needs no batching."""
         B, T = frames.shape[:2]
         x = F.adaptive_avg_pool2d(frames.flatten(0, 1).float(), self.grid).flatten(1)  # (B*T, 3*g²)
         x = x - x.mean(-1, keepdim=True)

@@ -24,6 +24,7 @@ from saganet.io.atomic import atomic_path, atomic_write_text
 from saganet.io.video import pick_frames
 from saganet.models.generator import AudioGenerator
 from saganet.models.toy import ToyModelConfig
+from saganet.toyworld import eval_family as _eval_family  # noqa: F401  (registers "toy" for sample_metrics)
 from saganet.toyworld.dataset import ToyArrays, generate_arrays
 from saganet.toyworld.world import WorldConfig
 from saganet.train.config import TrainConfig, load_config

@@ -82,6 +82,15 @@ class TrainConfig:
     log_every: int = 20
     keep_top_k: int = 3
     val_max_batches: int = 0  # 0: the whole validation split
+    # sampling on the validation split, scored by the evaluation suite (RN-51; `train/val_sampling.py`)
+    sample_every: int = 15_000  # steps between samplings; 0: never
+    sample_n: int = 0  # validation clips sampled (0: the whole split, as the reference)
+    sample_steps: int = 25  # Euler steps
+    sample_cfg: float = 4.5
+    sample_batch_size: int = 6  # per rank (the reference's eval batch)
+    sample_metrics: list[str] = field(default_factory=lambda: ["vggish", "panns", "passt"])
+    sample_eval_weights: str = "official"  # evaluation networks' weights: official, random (tests) or a file
+    sample_eval_size: str = "full"  # full, or tiny (tests: tiny random evaluation networks)
     seed: int = 14159265
     max_minutes: float | None = None  # stop (and save) when this wall-time budget is spent
     tensorboard: bool = True
@@ -108,7 +117,7 @@ class TrainConfig:
             if getattr(self, k) > 1:
                 raise InputError(f"config: {k} must be in [0, 1], got {getattr(self, k)}")
         for k in ("warmup_steps", "num_workers", "keep_top_k", "val_max_batches",
-                  "ema_update_after_step"):
+                  "ema_update_after_step", "sample_every", "sample_n"):
             if getattr(self, k) < 0:
                 raise InputError(f"config: {k} must be >= 0, got {getattr(self, k)}")
         if self.max_minutes is not None and not (math.isfinite(self.max_minutes) and self.max_minutes > 0):
@@ -123,6 +132,16 @@ class TrainConfig:
             raise InputError("config: dit_mode=frozen with encoder_mode=none leaves nothing to train")
         if self.dit_mode == "lora" and not self.use_lora:
             raise InputError("config: dit_mode=lora needs use_lora=true")
+        if self.sample_every:
+            if self.sample_steps < 1 or self.sample_batch_size < 1:
+                raise InputError("config: sample_steps and sample_batch_size must be >= 1")
+            if not math.isfinite(self.sample_cfg) or self.sample_cfg < 0:
+                raise InputError(f"config: sample_cfg must be a finite number >= 0, got {self.sample_cfg}")
+            if not self.sample_metrics:
+                raise InputError("config: sample_metrics is empty: name metric families (e.g. [\"panns\"]) "
+                                 "or set sample_every=0")
+            if self.sample_eval_size not in ("full", "tiny"):
+                raise InputError(f"config: sample_eval_size must be full or tiny, got {self.sample_eval_size!r}")
         if self.focal not in ("offline", "online"):
             raise InputError(f"config: focal must be offline or online, got {self.focal!r}")
 
@@ -154,6 +173,10 @@ def _coerce(key: str, value: Any, where: str) -> Any:
         if type(value) is not hint:
             raise bad
         return value
+    if origin is list and args == (str,):
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+            raise bad
+        return list(value)
     if origin in (list, tuple):
         if not isinstance(value, (list, tuple)) or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
                                                            for v in value):
@@ -240,6 +263,8 @@ def parse_override(item: str) -> tuple[str, Any]:
             value = tomllib.loads(f"v = {raw}")["v"]
         except tomllib.TOMLDecodeError:
             value = raw  # a bare word: a string
+    if isinstance(value, str) and _HINTS[key] == list[str]:  # sample_metrics=panns,vggish
+        value = [v.strip() for v in value.split(",") if v.strip()]
     if isinstance(value, str) and _HINTS[key] in (float, int):  # nan / inf arrive as TOML floats already
         raise InputError(f"override: {key} needs a number, got '{raw}'")
     return key, _coerce(key, value, "override")

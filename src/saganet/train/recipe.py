@@ -169,6 +169,20 @@ def build_datasets(cfg: TrainConfig, model: AudioGenerator) -> tuple[Dataset, Da
     return resolve_component(cfg.data)(cfg, model)
 
 
+def sampling_codec_factory(cfg: TrainConfig):
+    """How validation samples of `cfg.model` are decoded: the released 44.1 kHz VAE + vocoder for the
+    SAGANet DiTs (built only at the first sampling), None where the training model holds its codec."""
+    if cfg.model not in SAGANET_DITS:
+        return None
+
+    def build():
+        from saganet.builders import build_released_codec
+
+        return build_released_codec("saganet_small")  # every SAGANet DiT uses the 44k codec
+
+    return build
+
+
 class TrainingRecipe:
     """Config -> (distributed set-up, model, data, trainer) -> `run()` -> exported weights."""
 
@@ -183,7 +197,8 @@ class TrainingRecipe:
         torch.manual_seed(self.cfg.seed)
         self.model = build_training_model(self.cfg)
         self.train_set, self.val_set = build_datasets(self.cfg, self.model)
-        self.trainer = Trainer(self.model, self.cfg, self.train_set, self.val_set)
+        self.trainer = Trainer(self.model, self.cfg, self.train_set, self.val_set,
+                               codec_factory=sampling_codec_factory(self.cfg))
         return self.trainer
 
     def run(self, quiet: bool = False) -> list[dict]:

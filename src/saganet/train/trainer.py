@@ -4,6 +4,8 @@ One step: sync features are computed from frames + masks (the video encoder's ad
 features and the VAE posterior come precomputed with the batch, then the flow-matching loss with CFG
 dropout (RN-39). AdamW (fused on CUDA), linear warm-up then step decay counted after the warm-up (the
 reference's SequentialLR), gradient clipping, bf16 autocast, EMA of the trainable weights (ema-pytorch).
+Validation: the loss with frozen noise every `val_every` steps, and every `sample_every` steps clips
+generated with the EMA weights and scored by the evaluation suite (`val_sampling.py`, RN-51).
 
 Distributed: under `torchrun` the loss module is wrapped in DistributedDataParallel, each rank reads its
 own share of the data (DistributedSampler) and draws its own noise (a generator on the model's device
@@ -51,6 +53,7 @@ from saganet.train.state import (
     load_state,
     save_state,
 )
+from saganet.train.val_sampling import ValidationSampler
 
 log = logging.getLogger(__name__)
 
@@ -190,7 +193,8 @@ class Trainer:
     """
 
     def __init__(self, model: AudioGenerator, cfg: TrainConfig, train_set: Dataset, val_set: Dataset | None = None,
-                 on_checkpoint: Callable[[AudioGenerator, int], None] | None = None) -> None:
+                 on_checkpoint: Callable[[AudioGenerator, int], None] | None = None,
+                 codec_factory: Callable[[], nn.Module] | None = None) -> None:
         cfg.validate()
         self.model, self.cfg = model, cfg
         self.train_set, self.val_set = train_set, val_set
@@ -241,6 +245,11 @@ class Trainer:
         self.top_k: list[dict] = []  # [{"step", "val_loss", "file"}], best first
         self._iter = None
         self._tb = None
+        # periodic sampling scored by the evaluation suite; its set-up is checked now, not at the first sampling
+        self.val_sampler: ValidationSampler | None = None
+        if cfg.sample_every and val_set is not None and cfg.sample_every <= cfg.steps:
+            self.val_sampler = ValidationSampler(cfg, self.out, codec_factory)
+            self.val_sampler.check(model)
 
     # -- distributed helpers --------------------------------------------------------------------------
     def _agree_any(self, flag: bool) -> bool:
@@ -405,6 +414,16 @@ class Trainer:
             total = t.cpu()
         return float(total[0] / total[1]) if total[1] > 0 else float("nan")
 
+    def sample(self) -> dict[str, float]:
+        """Generate validation clips with the EMA weights and score them (`ValidationSampler`). Collective."""
+        ctx = self.ema.swapped_in(self.named) if self.ema is not None else contextlib.nullcontext()
+        self.model.eval()
+        try:
+            with ctx:
+                return self.val_sampler.run(self.model, self.val_set, self.step, self.device, self._autocast)
+        finally:
+            self.model.train()
+
     def train_step(self) -> float:
         batch = batch_to_device(self._next_batch(), self.device)
         with self._autocast():
@@ -429,7 +448,8 @@ class Trainer:
         if self._tb is not None:
             for k, v in point.items():
                 if k != "step" and isinstance(v, (int, float)) and math.isfinite(v):
-                    self._tb.add_scalar(f"train/{k}" if k != "val_loss" else "val/loss", v, point["step"])
+                    tag = "val/loss" if k == "val_loss" else k if "/" in k else f"train/{k}"
+                    self._tb.add_scalar(tag, v, point["step"])
 
     def _open_logs(self) -> None:
         if not _is_main():
@@ -464,12 +484,15 @@ class Trainer:
             over = cfg.max_minutes is not None and (time.time() - start) / 60 > cfg.max_minutes
             out_of_time = self._agree_any(over)  # every rank stops at the same step
             last = self.step >= cfg.steps or out_of_time
-            if self.step % cfg.log_every == 0 or last:
+            sample_due = self.val_sampler is not None and self.val_sampler.due(self.step)
+            if self.step % cfg.log_every == 0 or last or sample_due:
                 point = {"step": self.step, "loss": sum(running) / len(running), "lr": self.sched.get_last_lr()[0],
                          "epoch": self.epoch, "minutes": round((time.time() - start) / 60, 3)}
                 running = []
                 if self.val_set is not None and (self.step % cfg.val_every == 0 or last):
                     point["val_loss"] = self.validate()
+                if sample_due:
+                    point.update(self.sample())
                 self._log(point)
                 bar.set_postfix(loss=f"{point['loss']:.4f}")
                 log.info("step %d %s", self.step, {k: v for k, v in point.items() if k != "step"})
