@@ -28,16 +28,13 @@ from saganet.errors import InputError
 from saganet.io.atomic import atomic_path
 from saganet.io.audio import write_audio
 from saganet.io.video import (
-    _DECODE_ERRORS,
+    DECODE_ERRORS,
     TIME_EPS,
-    _open,
-    _rate,
-    _rotate,
-    _rotation_of,
-    _short,
-    _stream_start,
-    _video_stream,
-    iter_frames,
+    DisplayFrame,
+    VideoReader,
+    open_container,
+    short_error,
+    stream_start,
 )
 
 log = logging.getLogger(__name__)
@@ -72,8 +69,8 @@ def _seek(container, stream, t0: float | None, start: float, p: Path) -> None:
     if start > 2.0 and stream.time_base:
         try:
             container.seek(int(((t0 or 0.0) + start - 1.0) / stream.time_base), stream=stream, backward=True)
-        except _DECODE_ERRORS as e:
-            log.debug("seek failed in %s (%s); decoding from the beginning", p, _short(e))
+        except DECODE_ERRORS as e:
+            log.debug("seek failed in %s (%s); decoding from the beginning", p, short_error(e))
             container.seek(0)
 
 
@@ -86,13 +83,13 @@ def read_audio_window(src: str | os.PathLike, start: float, end: float, rate: in
     downmix to one channel.
     """
     src = Path(src)
-    container = _open(src)
+    container = open_container(src)
     try:
         if not container.streams.audio:
             raise InputError(f"{src} has no audio stream: a training clip needs its sound")
         astream = container.streams.audio[0]
-        vt0 = _stream_start(container.streams.video[0]) if container.streams.video else None
-        t0 = vt0 if vt0 is not None else (_stream_start(astream) or 0.0)
+        vt0 = stream_start(container.streams.video[0]) if container.streams.video else None
+        t0 = vt0 if vt0 is not None else (stream_start(astream) or 0.0)
         rate = int(rate or astream.rate or astream.codec_context.sample_rate)
         channels = astream.codec_context.channels or 1
         layout = "mono" if channels == 1 or mono else "stereo"
@@ -121,10 +118,10 @@ def read_audio_window(src: str | os.PathLike, start: float, end: float, rate: in
             if pos is not None:  # samples the resampler still holds
                 for rf in resampler.resample(None):
                     pos = place(rf.to_ndarray(), pos)
-        except _DECODE_ERRORS as e:
+        except DECODE_ERRORS as e:
             if pos is None:
-                raise InputError(f"cannot decode the audio of {src} ({_short(e)}): the file is corrupt") from e
-            log.warning("audio of %s stops early (%s); the rest of the window is silent", src, _short(e))
+                raise InputError(f"cannot decode the audio of {src} ({short_error(e)}): the file is corrupt") from e
+            log.warning("audio of %s stops early (%s); the rest of the window is silent", src, short_error(e))
         if pos is None:
             raise InputError(f"{src} has an audio stream without decodable samples: the file is corrupt")
         return out, rate
@@ -145,26 +142,24 @@ def cut_clip(src: str | os.PathLike, dest: str | os.PathLike, start: float, end:
     if not (math.isfinite(start) and math.isfinite(end)) or start < 0 or end <= start:
         raise InputError(f"bad window [{start}, {end}) s for {src}: need 0 <= start < end")
     audio, sr = read_audio_window(src, start, end)
-    container = _open(src)
+    video = VideoReader(src, threads=True)
     try:
-        vstream = _video_stream(container, src)
-        vstream.thread_type = "AUTO"
-        src_rate = _rate(vstream) or Fraction(25)
+        src_rate = video.rate or Fraction(25)
         fps = Fraction(opts.fps).limit_denominator(1001) if opts.fps else Fraction(src_rate).limit_denominator(1001)
         n_out = int(math.floor((end - start) * fps + 1e-6))
-        t0 = _stream_start(vstream)
-        _seek(container, vstream, t0, start, src)
+        _seek(video.container, video.stream, video.start, start, src)
         with atomic_path(dest) as tmp:
-            info = _encode(container, vstream, src, tmp, start, end, fps, n_out, t0, audio, sr, opts)
-    except _DECODE_ERRORS as e:
-        raise InputError(f"cannot cut {src} ({_short(e)}): the file is corrupt") from e
+            info = _encode(video, tmp, start, end, fps, n_out, audio, sr, opts)
+    except DECODE_ERRORS as e:
+        raise InputError(f"cannot cut {src} ({short_error(e)}): the file is corrupt") from e
     finally:
-        container.close()
+        video.close()
     return info
 
 
-def _encode(container, vstream, src: Path, tmp: Path, start: float, end: float, fps: Fraction, n_out: int,
-            t0: float | None, audio: np.ndarray, sr: int, opts: CutOptions) -> dict:
+def _encode(video: VideoReader, tmp: Path, start: float, end: float, fps: Fraction, n_out: int,
+            audio: np.ndarray, sr: int, opts: CutOptions) -> dict:
+    src = video.path
     out = av.open(str(tmp), mode="w", format="mp4")
     try:
         vs = out.add_stream("libx264", rate=fps)
@@ -174,27 +169,24 @@ def _encode(container, vstream, src: Path, tmp: Path, start: float, end: float, 
         as_ = out.add_stream("aac", rate=sr)
         as_.layout = "mono" if audio.shape[0] == 1 else "stereo"
         as_.bit_rate = opts.audio_bitrate
-        k, prev, rotation, size, last_t = 0, None, None, None, None
+        k, prev, size, last_t = 0, None, None, None
 
-        def emit(frame) -> None:
+        def emit(frame: DisplayFrame) -> None:
             nonlocal k, size
             if size is None:
-                w, h = frame.width, frame.height
-                if rotation in (90, 270):
-                    w, h = h, w
+                h, w = frame.display_size
                 size = _out_size(w, h, opts.max_side)
                 vs.width, vs.height = size
             # reformat to the output size before rotating (swscale is fast); rotation swaps the axes
-            tw, th = (size[1], size[0]) if rotation in (90, 270) else size
-            rgb = frame.to_ndarray(format="rgb24", width=tw, height=th)
-            vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(_rotate(rgb, rotation)), format="rgb24")
+            tw, th = (size[1], size[0]) if frame.rotation in (90, 270) else size
+            rgb = frame.to_array(format="rgb24", width=tw, height=th)
+            vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
             vf.pts = k
             out.mux(vs.encode(vf))
             k += 1
 
-        for rel, frame in iter_frames(container, vstream, src, start, end, t0):
-            if rotation is None:
-                rotation = _rotation_of(frame, vstream)
+        for frame in video.frames(start, end):
+            rel = frame.time
             # targets before this frame's time show the previous frame (the first one if none yet)
             while k < n_out and start + k / fps < rel - TIME_EPS and (prev is not None or rel > start):
                 emit(prev if prev is not None else frame)
@@ -203,7 +195,7 @@ def _encode(container, vstream, src: Path, tmp: Path, start: float, end: float, 
                 break
         if prev is None or last_t is None:
             raise InputError(f"{src} has no video frames after {start:.2f} s: the window lies beyond the video")
-        frame_dur = 1.0 / float(_rate(vstream) or 25)
+        frame_dur = 1.0 / float(video.rate or 25)
         if last_t + frame_dur < end - MAX_SHORTFALL and k + 1 < n_out:
             raise InputError(f"{src} ends at {last_t + frame_dur:.2f} s, before the window's end {end:.2f} s: "
                              "the metadata does not match this video")
@@ -244,7 +236,7 @@ def cut_audio(src: str | os.PathLike, dest: str | os.PathLike, start: float, end
             raise InputError(f"{src} is {info.frames / sr:.2f} s long; the window starts at {start:.2f} s")
         a, _ = sf.read(str(src), start=i0, frames=n, dtype="float32", always_2d=True)
     except (RuntimeError, sf.LibsndfileError) as e:
-        raise InputError(f"cannot read audio {src} ({_short(e)}): the file is corrupt") from e
+        raise InputError(f"cannot read audio {src} ({short_error(e)}): the file is corrupt") from e
     if a.shape[0] < n:
         a = np.pad(a, ((0, n - a.shape[0]), (0, 0)))
     write_audio(dest, a.T, sr)

@@ -33,21 +33,15 @@ import torch.nn.functional as F
 
 from saganet.errors import InputError
 from saganet.io.video import (
-    _DECODE_ERRORS,
+    DECODE_ERRORS,
     DEFAULT_FRAME_RULE,
     TIME_EPS,
     DecodedVideo,
     FrameRule,
     Geometry,
-    _open,
-    _rate,
-    _rotate,
-    _rotation_of,
-    _short,
-    _stream_start,
-    _video_stream,
-    iter_frames,
+    VideoReader,
     pick_frames,
+    short_error,
 )
 
 log = logging.getLogger(__name__)
@@ -202,36 +196,28 @@ def _check_selector_found(p: Path, select: Selector, frames: list[np.ndarray]) -
 
 def _read_video_mask(spec: MaskSpec, max_side: int | None, id_video: bool) -> RawMask:
     p = spec.source
-    container = _open(p)
-    try:
-        if not container.streams.video:
-            raise InputError(f"mask {p} has no video stream: pass a mask video, a PNG folder or an RLE .json")
-        stream = _video_stream(container, p)
-        lossless = stream.codec_context.name in LOSSLESS_CODECS
+    with VideoReader(p, hint="pass a mask video, a PNG folder or an RLE .json") as video:
+        lossless = video.codec_name in LOSSLESS_CODECS
         lossy_tol = LOSSY_COLOUR_TOLERANCE if isinstance(spec.select, tuple) else LOSSY_TOLERANCE
         tol = spec.tolerance if spec.tolerance is not None else (0.0 if lossless else lossy_tol)
-        rate = _rate(stream)
-        dur = 1.0 / float(rate) if rate else 0.04
+        dur = 1.0 / float(video.rate) if video.rate else 0.04
         fmt = "rgb24" if isinstance(spec.select, tuple) else "gray"
         if id_video and _near_background(spec.select, tol):
             what = ",".join(map(str, spec.select)) if isinstance(spec.select, tuple) else str(spec.select)
             raise InputError(f"--select {what} on mask video {p} matches the background (id 0 / black, within "
                              f"the tolerance {tol:g} of its {'lossless' if lossless else 'lossy'} codec): select "
                              "an object's id or colour, or drop --select for a binary mask")
-        frames, times, rotation, orig = [], [], None, None
+        frames, times, orig = [], [], None
         black_white = total = 0  # pixels that are black or white, of all pixels (binary-mask check)
-        for rel, frame in iter_frames(container, stream, p, 0.0, None, _stream_start(stream)):
-            if rotation is None:
-                rotation = _rotation_of(frame, stream)
-            h, w = frame.height, frame.width
-            orig = (w, h) if rotation in (90, 270) else (h, w)
+        for f in video.frames():
+            h, w = f.frame.height, f.frame.width
+            orig = f.display_size
             s = min(1.0, max_side / max(h, w)) if max_side else 1.0
             # Shrink with swscale before thresholding (fast): area for a binary mask, nearest for ids/colours
             # (averaging would invent ids). Luma plane (format="gray"), never rgb2gray * 255 cast to uint8
             # (RN-24).
-            v = frame.to_ndarray(width=max(1, round(w * s)), height=max(1, round(h * s)), format=fmt,
-                                 interpolation="POINT" if id_video else "AREA")
-            v = _rotate(v, rotation)
+            v = f.to_array(format=fmt, width=max(1, round(w * s)), height=max(1, round(h * s)),
+                           interpolation="POINT" if id_video else "AREA")
             if id_video:
                 level = v.max(-1) if v.ndim == 3 else v
                 spread = v.max(-1) - v.min(-1) if v.ndim == 3 else 0
@@ -240,11 +226,8 @@ def _read_video_mask(spec: MaskSpec, max_side: int | None, id_video: bool) -> Ra
                 total += bw.size
             m = _match(v, spec.select, tol, f"mask video {p}") if id_video else v >= spec.threshold * 255.0
             frames.append(m)
-            times.append(rel)
-            if frame.duration and frame.time_base:
-                dur = float(frame.duration * frame.time_base)
-    finally:
-        container.close()
+            times.append(f.time)
+            dur = f.duration or dur
     if not frames:
         raise InputError(f"mask video {p} has no decodable frames: it is empty, corrupt or truncated")
     if id_video:
@@ -277,7 +260,7 @@ def _read_png_dir(spec: MaskSpec, fps: float, max_side: int | None) -> RawMask:
                 else:
                     arr = np.array(img)
         except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
-            raise InputError(f"cannot read mask image {f} ({_short(e)}): the file is corrupt or not an image") from e
+            raise InputError(f"cannot read mask image {f} ({short_error(e)}): the file is corrupt or not an image") from e
         if orig is not None and arr.shape[:2] != orig:
             raise InputError(f"mask image {f} is {arr.shape[1]}x{arr.shape[0]} but earlier frames are "
                              f"{orig[1]}x{orig[0]}: all frames of a mask must have one size")
@@ -358,7 +341,7 @@ def _read_rle_json(spec: MaskSpec, fps: float, max_side: int | None) -> RawMask:
     try:
         data = json.loads(spec.source.read_text())
     except (OSError, ValueError) as e:
-        raise InputError(f"cannot read RLE mask {spec.source} ({_short(e)}): expected a JSON list of "
+        raise InputError(f"cannot read RLE mask {spec.source} ({short_error(e)}): expected a JSON list of "
                          '{"size": [h, w], "counts": ...} per frame') from e
     if isinstance(data, dict):
         try:
@@ -386,7 +369,7 @@ def _read_rle_json(spec: MaskSpec, fps: float, max_side: int | None) -> RawMask:
             else:
                 m = decode_rle(entry)
         except (ValueError, KeyError, TypeError, OverflowError, MemoryError) as e:
-            raise InputError(f"bad RLE entry {i} in {spec.source} ({_short(e)}): expected "
+            raise InputError(f"bad RLE entry {i} in {spec.source} ({short_error(e)}): expected "
                              '{"size": [h, w], "counts": ...}') from e
         if size is not None and m.shape != size:
             raise InputError(f"RLE mask {spec.source}: frame {i} is {m.shape} but frame 0 is {size}")
@@ -422,8 +405,8 @@ def read_mask(spec: MaskSpec, fps: float | None = None, max_side: int | None = D
             return _read_video_mask(spec, max_side, id_video=kind == "id_video")
     except InputError:
         raise
-    except (*_DECODE_ERRORS, av.FFmpegError) as e:
-        raise InputError(f"cannot read mask {spec.source} ({_short(e)}): corrupt or unsupported file") from e
+    except (*DECODE_ERRORS, av.FFmpegError) as e:
+        raise InputError(f"cannot read mask {spec.source} ({short_error(e)}): corrupt or unsupported file") from e
     raise InputError(f"unknown mask kind '{kind}': use video, id_video, png_dir or rle_json")
 
 

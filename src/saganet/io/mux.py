@@ -25,16 +25,13 @@ from tqdm import tqdm
 from saganet.errors import InputError
 from saganet.io.atomic import atomic_path
 from saganet.io.video import (
-    _DECODE_ERRORS,
+    DECODE_ERRORS,
     TIME_EPS,
-    _check_file,
-    _open,
-    _rotate,
-    _short,
-    _stream_start,
-    _video_stream,
-    iter_frames,
+    DisplayFrame,
+    VideoReader,
+    check_video_file,
     probe_video,
+    short_error,
 )
 
 log = logging.getLogger(__name__)
@@ -125,7 +122,7 @@ def mux_video_with_audio(src_video: str | os.PathLike, audio: torch.Tensor | np.
     The output covers the source from `start` seconds and lasts min(video - start, audio, `duration`) seconds. `overlays`: one `MaskOverlay` per object, drawn
     as a `thickness`-px outline in the object's colour. Returns `dest`. Never overwrites `src_video`.
     """
-    src, dest = _check_file(src_video), Path(dest)
+    src, dest = check_video_file(src_video), Path(dest)
     if dest.resolve() == src.resolve():
         raise InputError(f"refusing to overwrite the input video {src}: choose another output path")
     a = _audio_array(audio)
@@ -139,10 +136,8 @@ def mux_video_with_audio(src_video: str | os.PathLike, audio: torch.Tensor | np.
     colors = [ov.color or PALETTE[i % len(PALETTE)] for i, ov in enumerate(overlays or [])]
     states = [_OverlayState(ov, c, (H, W), thickness) for ov, c in zip(overlays or [], colors)]
 
-    container = _open(src)
+    video = VideoReader(src, threads=True)
     try:
-        stream = _video_stream(container, src)
-        stream.thread_type = "AUTO"
         with atomic_path(dest) as tmp:
             with av.open(str(tmp), mode="w", format="mp4") as out:
                 vs = out.add_stream("libx264", rate=rate)
@@ -150,29 +145,28 @@ def mux_video_with_audio(src_video: str | os.PathLike, audio: torch.Tensor | np.
                 vs.options = {"crf": str(crf), "preset": "veryfast"}
                 layout = "mono" if a.shape[0] == 1 else "stereo"
                 aus = out.add_stream("aac", rate=sample_rate, layout=layout)
-                n_written = _write_video(container, stream, src, out, vs, info.rotation, rate, limit, states,
-                                         (out_h, out_w), quiet, start)
+                n_written = _write_video(video, out, vs, rate, limit, states, (out_h, out_w), quiet, start)
                 if n_written == 0:
                     raise InputError(f"{src} has no frames to mux: the file is corrupt or empty")
                 n_audio = min(a.shape[1], int(round(n_written / float(rate) * sample_rate)))
                 _write_audio(out, aus, a[:, :n_audio], sample_rate, layout)
-    except _DECODE_ERRORS as e:
-        raise InputError(f"cannot mux {src} -> {dest} ({_short(e)})") from e
+    except DECODE_ERRORS as e:
+        raise InputError(f"cannot mux {src} -> {dest} ({short_error(e)})") from e
     finally:
-        container.close()
+        video.close()
     log.info("wrote %s (%.2f s)", dest, limit)
     return dest
 
 
-def _write_video(container, stream, src, out, vs, rotation, rate, limit, states, size, quiet, start=0.0) -> int:
+def _write_video(video: VideoReader, out, vs, rate, limit, states, size, quiet, start=0.0) -> int:
     """Emit the most recent source frame at each output time k / rate (source time start + k / rate)."""
     n_total = int(math.floor(float(rate) * limit + 1e-6))
     out_h, out_w = size
     k, prev = 0, None
     bar = tqdm(total=n_total, desc="mux", unit="frame", disable=quiet, leave=False)
 
-    def emit(frame: av.VideoFrame, t: float) -> None:
-        rgb = _rotate(frame.to_ndarray(format="rgb24"), rotation)
+    def emit(frame: DisplayFrame, t: float) -> None:
+        rgb = frame.to_array()
         if states:
             img = torch.from_numpy(rgb.copy())
             for st in states:
@@ -189,8 +183,8 @@ def _write_video(container, stream, src, out, vs, rotation, rate, limit, states,
         bar.update(1)
 
     try:
-        for rel, frame in iter_frames(container, stream, src, start, start + limit, _stream_start(stream)):
-            rel -= start
+        for frame in video.frames(start, start + limit):
+            rel = frame.time - start
             while k < n_total and k / float(rate) < rel - TIME_EPS:
                 emit(prev if prev is not None else frame, k / float(rate))
                 k += 1

@@ -27,6 +27,9 @@ Damaged input: a file that is a still image (a PNG renamed `.mp4`) is refused as
 file whose decodable frames end before the time range asked for (or, without a duration, before the end the
 container declares) is decoded as far as it goes with one warning; `strict=True` (or, for a whole call
 tree, `with truncation_policy("error"):`) makes that an `InputError` instead. Times must be finite.
+
+Other readers of video files (masks, segmentation frames, cutting clips, muxing) go through `VideoReader`:
+frames in decode order with their display time and rotation, and the same one-line errors.
 """
 
 from __future__ import annotations
@@ -87,7 +90,7 @@ def truncation_policy(policy: TruncationPolicy) -> Iterator[None]:
 
 
 # Errors PyAV / numpy raise on broken input; they are turned into one-line InputErrors.
-_DECODE_ERRORS = (av.FFmpegError, OSError, ValueError, RuntimeError, EOFError, IndexError,
+DECODE_ERRORS = (av.FFmpegError, OSError, ValueError, RuntimeError, EOFError, IndexError,
                   ZeroDivisionError, OverflowError, MemoryError, UnicodeDecodeError)
 
 
@@ -149,7 +152,7 @@ def pick_frames(frame_times: np.ndarray | torch.Tensor, targets: np.ndarray | to
     return np.clip(idx, 0, len(ft) - 1).astype(np.int64)
 
 
-def _check_file(path: str | os.PathLike) -> Path:
+def check_video_file(path: str | os.PathLike) -> Path:
     p = Path(path)
     if not p.exists():
         raise InputError(f"video file not found: {p}: check the path")
@@ -158,20 +161,20 @@ def _check_file(path: str | os.PathLike) -> Path:
     return p
 
 
-def _open(p: Path) -> av.container.InputContainer:
+def open_container(p: Path) -> av.container.InputContainer:
     try:
         return av.open(str(p), mode="r")
-    except _DECODE_ERRORS as e:
-        raise InputError(f"cannot read {p} as a video ({_short(e)}): the file is corrupt, truncated or not a media "
+    except DECODE_ERRORS as e:
+        raise InputError(f"cannot read {p} as a video ({short_error(e)}): the file is corrupt, truncated or not a media "
                          "file; re-encode it, e.g. `ffmpeg -i IN -c:v libx264 OUT.mp4`") from e
 
 
-def _short(e: BaseException) -> str:
+def short_error(e: BaseException) -> str:
     s = str(e).strip().splitlines()
     return (s[0] if s else type(e).__name__)[:200]
 
 
-def _video_stream(container, p: Path):
+def first_video_stream(container, p: Path):
     if not container.streams.video:
         container.close()
         raise InputError(f"{p} has no video stream (not a video): pass a video file (mp4, mkv, mov, ...)")
@@ -183,12 +186,12 @@ def _video_stream(container, p: Path):
     return stream
 
 
-def _rotation_of(frame: av.VideoFrame, stream) -> int:
+def display_rotation(frame: av.VideoFrame, stream) -> int:
     """Counter-clockwise display rotation in degrees, a multiple of 90 (display matrix, else 'rotate' tag)."""
     rot = 0.0
     try:
         rot = float(frame.rotation or 0.0)
-    except _DECODE_ERRORS:
+    except DECODE_ERRORS:
         rot = 0.0
     if rot == 0.0:
         tag = stream.metadata.get("rotate") if stream.metadata else None
@@ -200,20 +203,20 @@ def _rotation_of(frame: av.VideoFrame, stream) -> int:
     return int(round(rot / 90.0)) % 4 * 90
 
 
-def _rotate(rgb: np.ndarray, rotation: int) -> np.ndarray:
+def rotate_image(rgb: np.ndarray, rotation: int) -> np.ndarray:
     """Rotate an (H, W, C) image counter-clockwise by `rotation` degrees."""
     k = rotation // 90
     return np.ascontiguousarray(np.rot90(rgb, k=k)) if k else rgb
 
 
-def _rate(stream) -> Fraction | None:
+def frame_rate(stream) -> Fraction | None:
     for r in (stream.guessed_rate, stream.average_rate, stream.base_rate):
         if r and r > 0:
             return Fraction(r)
     return None
 
 
-def _stream_start(stream) -> float | None:
+def stream_start(stream) -> float | None:
     if stream.start_time is not None and stream.time_base is not None:
         return float(stream.start_time * stream.time_base)
     return None
@@ -221,11 +224,11 @@ def _stream_start(stream) -> float | None:
 
 def probe_video(path: str | os.PathLike) -> VideoInfo:
     """Header facts of a video: duration, fps, display size (after rotation), audio presence, frame count."""
-    p = _check_file(path)
-    container = _open(p)
+    p = check_video_file(path)
+    container = open_container(p)
     try:
-        stream = _video_stream(container, p)
-        rate = _rate(stream)
+        stream = first_video_stream(container, p)
+        rate = frame_rate(stream)
         fps = float(rate) if rate else 0.0
         duration = 0.0
         if stream.duration is not None and stream.time_base is not None:
@@ -235,12 +238,12 @@ def probe_video(path: str | os.PathLike) -> VideoInfo:
         rotation, width, height = 0, stream.codec_context.width, stream.codec_context.height
         try:
             first = next(container.decode(stream), None)
-        except _DECODE_ERRORS as e:
-            raise InputError(f"cannot decode {p} ({_short(e)}): the file is corrupt or truncated; "
+        except DECODE_ERRORS as e:
+            raise InputError(f"cannot decode {p} ({short_error(e)}): the file is corrupt or truncated; "
                              "re-encode it, e.g. `ffmpeg -i IN -c:v libx264 OUT.mp4`") from e
         if first is None:
             raise InputError(f"{p} contains no decodable video frame: the file is empty, corrupt or truncated")
-        rotation = _rotation_of(first, stream)
+        rotation = display_rotation(first, stream)
         width, height = first.width, first.height
         if rotation in (90, 270):
             width, height = height, width
@@ -252,8 +255,8 @@ def probe_video(path: str | os.PathLike) -> VideoInfo:
         return VideoInfo(path=p, duration=duration, fps=fps, width=width, height=height, rotation=rotation,
                          has_audio=bool(container.streams.audio), n_frames=int(n_frames),
                          codec=stream.codec_context.name, rate=rate, format=fmt)
-    except _DECODE_ERRORS as e:
-        raise InputError(f"cannot read {p} as a video ({_short(e)}): the file is corrupt or not a video") from e
+    except DECODE_ERRORS as e:
+        raise InputError(f"cannot read {p} as a video ({short_error(e)}): the file is corrupt or not a video") from e
     finally:
         container.close()
 
@@ -286,7 +289,7 @@ def iter_frames(container, stream, p: Path, start: float, end: float | None, t0:
     frame end the stream (truncated file: the caller checks the length); before any frame they are fatal.
     Such an error is appended to `errors` when given (the caller reports it), else logged as a warning.
     """
-    rate = _rate(stream)
+    rate = frame_rate(stream)
     step = 1.0 / float(rate) if rate else 0.04
     last_t = None
     n = 0
@@ -296,14 +299,14 @@ def iter_frames(container, stream, p: Path, start: float, end: float | None, t0:
             frame = next(it)
         except StopIteration:
             return
-        except _DECODE_ERRORS as e:
+        except DECODE_ERRORS as e:
             if n == 0:
-                raise InputError(f"cannot decode {p} ({_short(e)}): the file is corrupt or truncated; "
+                raise InputError(f"cannot decode {p} ({short_error(e)}): the file is corrupt or truncated; "
                                  "re-encode it, e.g. `ffmpeg -i IN -c:v libx264 OUT.mp4`") from e
             if errors is not None:
-                errors.append(_short(e))
+                errors.append(short_error(e))
             else:
-                log.warning("decoding %s stopped after %d frames: %s (file truncated?)", p, n, _short(e))
+                log.warning("decoding %s stopped after %d frames: %s (file truncated?)", p, n, short_error(e))
             return
         t = frame.time
         if t is None:
@@ -318,6 +321,81 @@ def iter_frames(container, stream, p: Path, start: float, end: float | None, t0:
         if end is not None and rel > end + TIME_EPS:
             return
         yield rel, frame
+
+
+@dataclass(frozen=True)
+class DisplayFrame:
+    """One decoded frame: its time in seconds from the stream's start and its display rotation."""
+
+    time: float
+    frame: av.VideoFrame
+    rotation: int
+
+    @property
+    def duration(self) -> float | None:
+        f = self.frame
+        return float(f.duration * f.time_base) if f.duration and f.time_base else None
+
+    @property
+    def display_size(self) -> tuple[int, int]:
+        """`(height, width)` as displayed (after the rotation)."""
+        h, w = self.frame.height, self.frame.width
+        return (w, h) if self.rotation in (90, 270) else (h, w)
+
+    def to_array(self, format: str = "rgb24", width: int | None = None, height: int | None = None,
+                 interpolation: str | None = None) -> np.ndarray:
+        """Pixels as displayed: converted (and resized to `width` x `height`, the stored orientation) by
+        swscale, then rotated."""
+        kw = {k: v for k, v in (("width", width), ("height", height), ("interpolation", interpolation)) if v}
+        return rotate_image(self.frame.to_ndarray(format=format, **kw), self.rotation)
+
+
+class VideoReader:
+    """The first video stream of a file, read frame by frame with display times and rotation.
+
+        with VideoReader(path) as video:
+            for f in video.frames():
+                rgb = f.to_array()
+
+    A file that cannot be opened, has no (decodable) video stream or fails before its first frame is one
+    `InputError` line (`hint` ends the no-video-stream message); errors after the first frame end the
+    stream (see `iter_frames`).
+    """
+
+    def __init__(self, path: str | os.PathLike, threads: bool = False,
+                 hint: str = "pass a video file (mp4, mkv, mov, ...)") -> None:
+        self.path = Path(path)
+        self.container = open_container(self.path)
+        if not self.container.streams.video:
+            self.container.close()
+            raise InputError(f"{self.path} has no video stream (not a video): {hint}")
+        self.stream = first_video_stream(self.container, self.path)
+        if threads:
+            self.stream.thread_type = "AUTO"
+        self.rate, self.start = frame_rate(self.stream), stream_start(self.stream)
+
+    @property
+    def codec_name(self) -> str:
+        return self.stream.codec_context.name
+
+    def frames(self, start: float = 0.0, end: float | None = None,
+               errors: list[str] | None = None) -> Iterator[DisplayFrame]:
+        """Frames up to `end` seconds (from the stream's start), in decode order. Frames before `start`
+        are yielded too (callers pick by time); `seek` skips most of them."""
+        rotation = None
+        for rel, frame in iter_frames(self.container, self.stream, self.path, start, end, self.start, errors):
+            if rotation is None:
+                rotation = display_rotation(frame, self.stream)
+            yield DisplayFrame(rel, frame, rotation)
+
+    def close(self) -> None:
+        self.container.close()
+
+    def __enter__(self) -> VideoReader:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 class _Resampler:
@@ -388,18 +466,18 @@ def decode_video(path: str | os.PathLike, start: float = 0.0, duration: float | 
     for what, fps in (("clip", clip_fps), ("sync", sync_fps)):
         if not _finite(fps) or not 0 < fps <= MAX_OUTPUT_FPS:
             raise InputError(f"{what} frame rate must be a number in (0, {MAX_OUTPUT_FPS}], got {fps!r}")
-    p = _check_file(path)
+    p = check_video_file(path)
     info = probe_video(p)
     if start >= info.duration > 0:
         raise InputError(f"start {start:g} s is at or after the end of {p} ({info.duration:.2f} s): "
                          f"use a start time in [0, {info.duration:.2f})")
     strict = _TRUNCATION.get() == "error" if strict is None else strict
-    container = _open(p)
+    container = open_container(p)
     try:
         return _decode(container, p, info, start, duration, clip_fps, clip_size, sync_fps, sync_size,
                        sync_geometry, keep_original, quiet, frame_rule, strict)
-    except _DECODE_ERRORS as e:
-        raise InputError(f"cannot decode {p} ({_short(e)}): the file is corrupt; "
+    except DECODE_ERRORS as e:
+        raise InputError(f"cannot decode {p} ({short_error(e)}): the file is corrupt; "
                          "re-encode it, e.g. `ffmpeg -i IN -c:v libx264 OUT.mp4`") from e
     finally:
         container.close()
@@ -419,7 +497,7 @@ def check_time_range(start: float, duration: float | None) -> None:
 
 def _decode(container, p, info, start, duration, clip_fps, clip_size, sync_fps, sync_size, sync_geometry,
             keep_original, quiet, frame_rule, strict=False) -> DecodedVideo:
-    stream = _video_stream(container, p)
+    stream = first_video_stream(container, p)
     stream.thread_type = "AUTO"
     end = None if duration is None else start + duration
     limit = math.inf if end is None else end
@@ -432,19 +510,19 @@ def _decode(container, p, info, start, duration, clip_fps, clip_size, sync_fps, 
     def rgb(i: int) -> torch.Tensor:  # (3, H, W) uint8, display orientation
         if i not in rgb_cache:
             rgb_cache.clear()
-            rgb_cache[i] = torch.from_numpy(_rotate(live[i].to_ndarray(format="rgb24"), rotation)).permute(2, 0, 1)
+            rgb_cache[i] = torch.from_numpy(rotate_image(live[i].to_ndarray(format="rgb24"), rotation)).permute(2, 0, 1)
         return rgb_cache[i]
 
     originals: list[torch.Tensor] = []
     original_times: list[float] = []
     n_seen, prev, last_time = 0, None, 0.0
     last_dur = 1.0 / info.fps if info.fps > 0 else 0.04
-    t0 = _stream_start(stream)
+    t0 = stream_start(stream)
     if start > 2.0 and t0 is not None and stream.time_base:  # skip to a keyframe before `start`
         try:
             container.seek(int((t0 + start - 1.0) / stream.time_base), stream=stream, backward=True)
-        except _DECODE_ERRORS as e:
-            log.debug("seek failed in %s (%s); decoding from the beginning", p, _short(e))
+        except DECODE_ERRORS as e:
+            log.debug("seek failed in %s (%s); decoding from the beginning", p, short_error(e))
             container.seek(0)
     bar = tqdm(total=info.n_frames or None, desc=f"decode {p.name}", unit="frame", disable=quiet, leave=False)
     errors: list[str] = []

@@ -16,17 +16,11 @@ import torch
 
 from saganet.errors import InputError
 from saganet.io.video import (
-    _DECODE_ERRORS,
+    DECODE_ERRORS,
     DecodedVideo,
-    _open,
-    _rate,
-    _rotate,
-    _rotation_of,
-    _short,
-    _stream_start,
-    _video_stream,
-    iter_frames,
+    VideoReader,
     probe_video,
+    short_error,
 )
 
 __all__ = ["VideoFrames", "load_frames"]
@@ -73,25 +67,19 @@ def _from_array(frames: np.ndarray | torch.Tensor, fps: float | None, source: st
 
 def _read_file(path: Path) -> VideoFrames:
     info = probe_video(path)
-    container = _open(path)
+    video = VideoReader(path, threads=True)
     try:
-        stream = _video_stream(container, path)
-        stream.thread_type = "AUTO"
-        rate = _rate(stream)
-        dur = 1.0 / float(rate) if rate else 0.04
-        frames, times, rotation = [], [], None
-        for rel, frame in iter_frames(container, stream, path, 0.0, None, _stream_start(stream)):
-            if rotation is None:
-                rotation = _rotation_of(frame, stream)
-            frames.append(_rotate(frame.to_ndarray(format="rgb24"), rotation))
-            times.append(rel)
-            if frame.duration and frame.time_base:
-                dur = float(frame.duration * frame.time_base)
-    except _DECODE_ERRORS as e:
-        raise InputError(f"cannot decode {path} ({_short(e)}): the file is corrupt; "
+        dur = 1.0 / float(video.rate) if video.rate else 0.04
+        frames, times = [], []
+        for f in video.frames():
+            frames.append(f.to_array())
+            times.append(f.time)
+            dur = f.duration or dur
+    except DECODE_ERRORS as e:
+        raise InputError(f"cannot decode {path} ({short_error(e)}): the file is corrupt; "
                          "re-encode it, e.g. `ffmpeg -i IN -c:v libx264 OUT.mp4`") from e
     finally:
-        container.close()
+        video.close()
     if not frames:
         raise InputError(f"{path} contains no decodable video frame: the file is empty, corrupt or truncated")
     fps = info.fps if info.fps > 0 else 1.0 / dur
