@@ -51,7 +51,12 @@ def test_overrides():
     ("lr", "KEY=VALUE"), ("bogus=1", "unknown key 'bogus'"), ("lr=fast", "needs a number"),
     ("lr=nan", "finite"), ("steps=0", "steps must be >= 1"), ("dit_mode=half", "choose one of"),
     ("null_text_p=1.5", r"\[0, 1\]"), ("steps=1.5", "wrong type"), ("lr_milestones=[5, 2]", "increasing"),
-    ("max_minutes=inf", "positive"),
+    ("max_minutes=inf", "positive"), ("sample_every=-1", "sample_every must be >= 0"),
+    ("sample_n=-5", "sample_n must be >= 0"), ("sample_steps=0", "sample_steps"), ("sample_batch_size=0", "sample_batch"),
+    ("sample_cfg=inf", "sample_cfg"), ("sample_cfg=-1", "sample_cfg"), ("sample_metrics=[1, 2]", "wrong type"),
+    ("sample_metrics=[]", "sample_metrics is empty"), ("sample_eval_size=huge", "full or tiny"),
+    ("sample_eval_weights=/no/such.pth", "official, random or a checkpoint file"),
+    ("sample_eval_size=tiny", "needs sample_eval_weights=random"),
 ])
 def test_bad_overrides_are_one_line_input_errors(item, match):
     with pytest.raises(InputError, match=match) as e:
@@ -140,3 +145,19 @@ def test_top_k_by_validation_loss(tmp_path):
     kept = sorted(p.name for p in tmp_path.glob("ckpt_step*.pt"))
     assert kept == sorted(f"ckpt_step{s:08d}.pt" for s in best)
     assert (tmp_path / "weights_best.pth").is_file()
+
+
+@pytest.mark.parametrize("item, match", [
+    ("sample_cfg=nan", "sample_cfg"), ("sample_metrics=nope", "unknown metric family"),
+    ("sample_eval_weights=missing.pth", "official, random or a checkpoint file"),
+])
+def test_cli_bad_sampling_setting_one_line_exit_2_nothing_written(tmp_path, item, match):
+    out = tmp_path / "run"
+    r = subprocess.run([sys.executable, "-m", "saganet.train", "tiny_test", f"out_dir={out}", "toy_n_train=2",
+                        "toy_n_val=1", "sample_every=2", "sample_eval_weights=random", "sample_eval_size=tiny",
+                        item, "-q"], capture_output=True, text=True, timeout=300, cwd=tmp_path,
+                       env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert r.returncode == 2, r.stderr[-2000:]
+    err = [ln for ln in r.stderr.splitlines() if ln.startswith("saganet: error:")]
+    assert len(err) == 1 and "Traceback" not in r.stderr and match.split()[0] in err[0], r.stderr[-1000:]
+    assert not out.exists()

@@ -142,6 +142,13 @@ class TrainConfig:
                                  "or set sample_every=0")
             if self.sample_eval_size not in ("full", "tiny"):
                 raise InputError(f"config: sample_eval_size must be full or tiny, got {self.sample_eval_size!r}")
+            w = self.sample_eval_weights
+            if w not in ("official", "random") and not Path(w).is_file():
+                raise InputError(f"config: sample_eval_weights must be official, random or a checkpoint file; "
+                                 f"{w!r} is none of these")
+            if self.sample_eval_size == "tiny" and w != "random":
+                raise InputError("config: sample_eval_size=tiny needs sample_eval_weights=random (tiny networks "
+                                 "have no official weights)")
         if self.focal not in ("offline", "online"):
             raise InputError(f"config: focal must be offline or online, got {self.focal!r}")
 

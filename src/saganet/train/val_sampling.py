@@ -70,11 +70,16 @@ class ValidationSampler:
     def check(self, model: AudioGenerator) -> None:
         """Before training: unknown metric families, missing evaluation weights or no way to decode
         latents are one `InputError`, not a crash at the first sampling hours later."""
-        from saganet.eval.embedders import check_weights
+        from saganet.eval.embedders import WEIGHT_FILES, check_weights
+        from saganet.eval.embedders.base import resolve_eval_weights
 
         families = [make_family(n) for n in self.cfg.sample_metrics]
+        needs = {k for f in families for k in getattr(f, "needs", ())}
         try:
-            check_weights({k for f in families for k in getattr(f, "needs", ())}, self.cfg.sample_eval_weights)
+            check_weights(needs, self.cfg.sample_eval_weights)
+            if self.cfg.sample_eval_weights == "official":  # fetched now, not at the first sampling
+                for k in sorted(needs & WEIGHT_FILES.keys()):
+                    resolve_eval_weights(WEIGHT_FILES[k])
         except CheckpointError as e:
             raise CheckpointError(f"sample_metrics={','.join(self.cfg.sample_metrics)}: {e}; or train without "
                                   "sampling: sample_every=0") from e
