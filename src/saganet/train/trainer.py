@@ -249,7 +249,7 @@ class Trainer:
         self.val_sampler: ValidationSampler | None = None
         if cfg.sample_every and val_set is not None and cfg.sample_every <= cfg.steps:
             self.val_sampler = ValidationSampler(cfg, self.out, codec_factory)
-            self.val_sampler.check(model)
+            self.val_sampler.check(model, fetch=self.rank == 0)
 
     # -- distributed helpers --------------------------------------------------------------------------
     def _agree_any(self, flag: bool) -> bool:

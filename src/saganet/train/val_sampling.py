@@ -67,9 +67,10 @@ class ValidationSampler:
     def due(self, step: int) -> bool:
         return self.cfg.sample_every > 0 and step > 0 and step % self.cfg.sample_every == 0
 
-    def check(self, model: AudioGenerator) -> None:
+    def check(self, model: AudioGenerator, fetch: bool = True) -> None:
         """Before training: unknown metric families, missing evaluation weights or no way to decode
-        latents are one `InputError`, not a crash at the first sampling hours later."""
+        latents are one `InputError`, not a crash at the first sampling hours later. `fetch`: download the
+        evaluation weights now (rank 0, the one that scores)."""
         from saganet.eval.embedders import WEIGHT_FILES, check_weights
         from saganet.eval.embedders.base import resolve_eval_weights
 
@@ -77,7 +78,7 @@ class ValidationSampler:
         needs = {k for f in families for k in getattr(f, "needs", ())}
         try:
             check_weights(needs, self.cfg.sample_eval_weights)
-            if self.cfg.sample_eval_weights == "official":  # fetched now, not at the first sampling
+            if fetch and self.cfg.sample_eval_weights == "official":  # fetched now, not at the first sampling
                 for k in sorted(needs & WEIGHT_FILES.keys()):
                     resolve_eval_weights(WEIGHT_FILES[k])
         except CheckpointError as e:
