@@ -36,8 +36,9 @@ MIN_DURATION = 16 / 25
 MAX_STEPS = 1000
 MAX_CFG = 100.0
 MAX_SEED = 2**63 - 1  # torch.Generator.manual_seed takes a signed 64-bit seed
-# CLIP frames encoded per call: ViT-H/14's MLP activations at 384² are ~40 MB a frame, so 40 frames at
-# once hold ~1.5 GB more than 8 at a time, at the same speed
+# CLIP frames encoded per call in low-memory mode: ViT-H/14's MLP activations at 384² are tens of MB a frame,
+# so 40 frames at once hold ~1.5 GB more than 8 at a time; 8 at a time is ~10 % slower (docs/speed.md), so
+# the default path encodes all frames in one call
 CLIP_FRAMES_PER_CALL = 8
 
 
@@ -190,7 +191,7 @@ class SAGANetPipeline:
                 clip_f = hit["clip_f"].to(dev, dt)
             else:
                 clip_f = m.encode_clip(video.clip_frames[None, :clip_seq_len].to(dev, dt),
-                                       batch_size=CLIP_FRAMES_PER_CALL)
+                                       batch_size=CLIP_FRAMES_PER_CALL if self.low_memory else -1)
                 self.cache.put(key, {"clip_f": clip_f}, persist=True)
         timings["clip"] = time.perf_counter() - t0
         t0 = time.perf_counter()

@@ -65,7 +65,8 @@ def test_low_memory_pipeline_equals_the_resident_one(tmp_path):
     assert low.model.segaware and built == []  # nothing is read before it is needed
     v = low.load_video(path, quiet=True)
     out = low.generate(v, mask(v), opt).stems
-    torch.testing.assert_close(out, ref, rtol=0, atol=0)
+    # low memory encodes CLIP frames 8 at a time: the same audio up to float rounding (~1e-7)
+    torch.testing.assert_close(out, ref, rtol=0, atol=1e-6)
     assert all(not p.loaded for p in (low.model.dit, low.model.sync_encoder, low.model.frame_encoder,
                                       low.model.codec))  # every network freed after its stage
     assert sorted(set(built)) == ["codec", "dit", "frame_encoder", "sync_encoder"]

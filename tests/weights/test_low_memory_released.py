@@ -35,7 +35,8 @@ def test_low_memory_equals_resident(released, tmp_path, variant):
     assert all(isinstance(p, LazyModule) and not p.loaded for p in parts)
     assert low.model.segaware == resident.model.segaware
     v = low.load_video(path, quiet=True)
-    torch.testing.assert_close(low.generate(v, masks(low, v), opt).stems, ref, rtol=0, atol=0)
+    # low memory encodes CLIP frames 8 at a time: the same audio up to float rounding (~1e-7)
+    torch.testing.assert_close(low.generate(v, masks(low, v), opt).stems, ref, rtol=0, atol=1e-6)
     assert not any(p.loaded for p in parts)
 
 
