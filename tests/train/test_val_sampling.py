@@ -115,6 +115,7 @@ def test_bad_sampling_settings_fail_before_training(tmp_path, override, message)
 def test_missing_evaluation_weights_fail_before_training(tmp_path, monkeypatch):
     monkeypatch.setenv("SAGANET_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setenv("SAGANET_OFFLINE", "1")  # never a download at test time, however pytest is started
     cfg, model, train, val = tiny_run(tmp_path / "run", [*SAMPLING[:-3], "sample_steps=3"])
     assert cfg.sample_eval_weights == "official"
     with pytest.raises(CheckpointError, match=r"sample_metrics=panns,vggish: evaluation weights .* sample_every=0"):
